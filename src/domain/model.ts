@@ -1,0 +1,100 @@
+/**
+ * The council's vocabulary as plain data. Enumerations are the seed module's lower-case words, so
+ * that policies and test vectors read naturally; the transport maps them to and from proto enums.
+ */
+
+export const RISK_LEVELS = ["trivial", "low", "medium", "high", "critical"] as const;
+export type RiskLevel = (typeof RISK_LEVELS)[number];
+
+export const IMPACT_LEVELS = ["minimal", "low", "medium", "high", "transformative"] as const;
+export type ImpactLevel = (typeof IMPACT_LEVELS)[number];
+
+export const EFFORTS = ["small", "medium", "large", "epic"] as const;
+export type Effort = (typeof EFFORTS)[number];
+
+/** Reviewer roles, in the order the built-in council votes. */
+export const REVIEWER_ROLES = ["safety", "performance", "architecture", "compliance", "quality"] as const;
+export type ReviewerRole = (typeof REVIEWER_ROLES)[number];
+
+export const VOTE_TYPES = ["approve", "reject", "abstain", "needs_more_info"] as const;
+export type VoteType = (typeof VOTE_TYPES)[number];
+
+export const DECISION_TYPES = ["auto_approve", "human_approve", "defer", "reject", "escalate"] as const;
+export type DecisionType = (typeof DECISION_TYPES)[number];
+
+export const OUTCOMES = ["success", "failure", "partial"] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** The summary's name for decisions that have no outcome yet. */
+export const PENDING = "pending";
+
+export interface Suggestion {
+  id: string;
+  title: string;
+  description: string;
+  reasoning: string;
+  risk: RiskLevel;
+  impact: ImpactLevel;
+  autoFixable: boolean;
+  fixSteps: string[];
+  filesAffected: string[];
+  /** Undefined when the submitter gave no estimate. */
+  estimatedEffort: Effort | undefined;
+}
+
+export interface Vote {
+  reviewerRole: ReviewerRole;
+  vote: VoteType;
+  reasoning: string;
+  concerns: string[];
+  conditions: string[];
+  confidence: number;
+  castAt: Date;
+  /** The veto condition that fired, or "" when none did. */
+  veto: string;
+}
+
+export interface Decision {
+  id: string;
+  suggestionId: string;
+  decision: DecisionType;
+  votes: Vote[];
+  finalReasoning: string;
+  conditions: string[];
+  requiresManualOversight: boolean;
+  autoFixApproved: boolean;
+  decidedAt: Date;
+  implementedAt: Date | undefined;
+  outcome: Outcome | undefined;
+  outcomeNotes: string;
+  lessonsLearned: string;
+  policyVersion: string;
+  suggestion: Suggestion;
+  /** The idempotency key the review was submitted with, or "". */
+  requestId: string;
+}
+
+export interface Lesson {
+  decisionId: string;
+  outcome: Outcome;
+  lessons: string;
+  notes: string;
+  recordedAt: Date;
+}
+
+export interface ReviewerProfile {
+  role: ReviewerRole;
+  expertiseAreas: string[];
+  riskTolerance: number;
+  priorityFocus: string[];
+  vetoConditions: string[];
+}
+
+/** Exact counts over every stored decision, read from counters. */
+export interface Summary {
+  totalDecisions: number;
+  byType: Record<DecisionType, number>;
+  outcomes: Record<Outcome | typeof PENDING, number>;
+  autoApproved: number;
+  learningEntries: number;
+}

@@ -1,0 +1,331 @@
+/**
+ * A policy is the council's rules as data: the reviewers, what each one checks, and how votes
+ * become a decision. `parsePolicy` validates a policy document (the JSON/YAML shape, snake_case)
+ * and names the first problem it finds by its path, e.g. `reviewers[1].checks[0].if.risk_in[0]`.
+ */
+import { createHash } from "node:crypto";
+import { parse as parseYaml } from "yaml";
+import {
+  EFFORTS,
+  IMPACT_LEVELS,
+  REVIEWER_ROLES,
+  RISK_LEVELS,
+  VOTE_TYPES,
+  type Effort,
+  type ImpactLevel,
+  type ReviewerProfile,
+  type ReviewerRole,
+  type RiskLevel,
+  type VoteType,
+} from "./model.js";
+
+/** A condition on a suggestion; every predicate given must hold (an empty one always holds). */
+export interface Predicate {
+  /** `title + " " + description` contains one of these, ignoring case. */
+  short_contains_any?: string[];
+  /** `title + " " + description + " " + reasoning` contains one of these, ignoring case. */
+  full_contains_any?: string[];
+  risk_in?: RiskLevel[];
+  impact_in?: ImpactLevel[];
+  effort_in?: Effort[];
+  auto_fixable?: boolean;
+  files_affected_more_than?: number;
+  fix_steps_fewer_than?: number;
+}
+
+export interface Verdict {
+  vote: VoteType;
+  confidence: number;
+}
+
+/**
+ * One step of a reviewer's evaluation. When `if` holds, `concern` and `condition` are appended
+ * (placeholders such as `{risk}` filled in) and, if a `verdict` is given, the evaluation stops there.
+ */
+export interface Check {
+  if: Predicate;
+  concern?: string;
+  condition?: string;
+  verdict?: Verdict;
+}
+
+export interface ReviewerRules {
+  role: ReviewerRole;
+  risk_tolerance: number;
+  expertise_areas: string[];
+  priority_focus: string[];
+  veto_conditions: string[];
+  checks: Check[];
+  /** The verdict when no check gave one. */
+  otherwise: Verdict;
+}
+
+/** After the checks (never after a veto): cautious reviewers turn an approval of a risky change into a request for more information. */
+export interface CautiousReview {
+  risk_in: RiskLevel[];
+  tolerance_below: number;
+  concern: string;
+}
+
+export interface DecisionRules {
+  /** Rule 0 of the `default` policy: any veto rejects. */
+  veto_rejects: boolean;
+  reject_min: number;
+  defer_min: number;
+  auto_approve: {
+    min_approvals: number;
+    risk_in: RiskLevel[];
+    requires_auto_fixable: boolean;
+    /** The `default` policy's second fix: no reviewer may have asked for more information. */
+    requires_no_needs_more_info: boolean;
+  };
+  human_approve_min: number;
+}
+
+export interface PolicyDocument {
+  reviewers: ReviewerRules[];
+  veto_confidence: number;
+  cautious_review: CautiousReview;
+  decision: DecisionRules;
+}
+
+export interface Policy extends PolicyDocument {
+  name: string;
+  /** `<name>@<first 12 hex digits of the sha256 of the canonical document>`. */
+  version: string;
+}
+
+/** The placeholders a concern or condition may use. */
+export const PLACEHOLDERS = ["risk", "impact", "effort", "title", "files_affected", "fix_steps"] as const;
+
+export class PolicyError extends Error {
+  override name = "PolicyError";
+}
+
+type Json = unknown;
+
+class Reader {
+  constructor(readonly path: string) {}
+
+  fail(message: string): never {
+    throw new PolicyError(`${this.path || "policy"}: ${message}`);
+  }
+
+  at(key: string | number): Reader {
+    return new Reader(typeof key === "number" ? `${this.path}[${key}]` : this.path ? `${this.path}.${key}` : key);
+  }
+
+  object(value: Json, allowed: readonly string[]): Record<string, Json> {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) this.fail("must be an object");
+    const record = value as Record<string, Json>;
+    for (const key of Object.keys(record)) {
+      if (!allowed.includes(key)) this.at(key).fail(`unknown field (expected one of: ${allowed.join(", ")})`);
+    }
+    return record;
+  }
+
+  number(value: Json, min: number, max: number): number {
+    if (typeof value !== "number" || !Number.isFinite(value)) this.fail("must be a number");
+    if (value < min || value > max) this.fail(`must be between ${min} and ${max}`);
+    return value;
+  }
+
+  integer(value: Json, min: number, max: number): number {
+    const n = this.number(value, min, max);
+    if (!Number.isInteger(n)) this.fail("must be a whole number");
+    return n;
+  }
+
+  boolean(value: Json): boolean {
+    if (typeof value !== "boolean") this.fail("must be true or false");
+    return value;
+  }
+
+  string(value: Json, options: { nonEmpty?: boolean } = {}): string {
+    if (typeof value !== "string") this.fail("must be a string");
+    if (options.nonEmpty && value.trim() === "") this.fail("must not be empty");
+    return value;
+  }
+
+  list<T>(value: Json, item: (r: Reader, v: Json) => T): T[] {
+    if (!Array.isArray(value)) this.fail("must be a list");
+    return value.map((v, i) => item(this.at(i), v));
+  }
+
+  oneOf<T extends string>(value: Json, choices: readonly T[]): T {
+    if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {
+      this.fail(`${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
+    }
+    return value as T;
+  }
+
+  template(value: Json): string {
+    const text = this.string(value, { nonEmpty: true });
+    for (const match of text.matchAll(/\{([^{}]*)\}/g)) {
+      if (!(PLACEHOLDERS as readonly string[]).includes(match[1]!)) {
+        this.fail(`unknown placeholder {${match[1]}} (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`);
+      }
+    }
+    return text;
+  }
+}
+
+function words(r: Reader, v: Json): string[] {
+  return r.list(v, (ri, w) => ri.string(w, { nonEmpty: true }));
+}
+
+function readPredicate(r: Reader, value: Json): Predicate {
+  const o = r.object(value, [
+    "short_contains_any",
+    "full_contains_any",
+    "risk_in",
+    "impact_in",
+    "effort_in",
+    "auto_fixable",
+    "files_affected_more_than",
+    "fix_steps_fewer_than",
+  ]);
+  const p: Predicate = {};
+  if (o.short_contains_any !== undefined) p.short_contains_any = words(r.at("short_contains_any"), o.short_contains_any);
+  if (o.full_contains_any !== undefined) p.full_contains_any = words(r.at("full_contains_any"), o.full_contains_any);
+  if (o.risk_in !== undefined) p.risk_in = r.at("risk_in").list(o.risk_in, (ri, v) => ri.oneOf(v, RISK_LEVELS));
+  if (o.impact_in !== undefined) p.impact_in = r.at("impact_in").list(o.impact_in, (ri, v) => ri.oneOf(v, IMPACT_LEVELS));
+  if (o.effort_in !== undefined) p.effort_in = r.at("effort_in").list(o.effort_in, (ri, v) => ri.oneOf(v, EFFORTS));
+  if (o.auto_fixable !== undefined) p.auto_fixable = r.at("auto_fixable").boolean(o.auto_fixable);
+  if (o.files_affected_more_than !== undefined) {
+    p.files_affected_more_than = r.at("files_affected_more_than").integer(o.files_affected_more_than, 0, 1_000_000);
+  }
+  if (o.fix_steps_fewer_than !== undefined) {
+    p.fix_steps_fewer_than = r.at("fix_steps_fewer_than").integer(o.fix_steps_fewer_than, 0, 1_000_000);
+  }
+  return p;
+}
+
+function readVerdict(r: Reader, value: Json): Verdict {
+  const o = r.object(value, ["vote", "confidence"]);
+  return { vote: r.at("vote").oneOf(o.vote, VOTE_TYPES), confidence: r.at("confidence").number(o.confidence, 0, 1) };
+}
+
+function readCheck(r: Reader, value: Json): Check {
+  const o = r.object(value, ["if", "concern", "condition", "verdict"]);
+  const check: Check = { if: o.if === undefined ? {} : readPredicate(r.at("if"), o.if) };
+  if (o.concern !== undefined) check.concern = r.at("concern").template(o.concern);
+  if (o.condition !== undefined) check.condition = r.at("condition").template(o.condition);
+  if (o.verdict !== undefined) check.verdict = readVerdict(r.at("verdict"), o.verdict);
+  return check;
+}
+
+function readReviewer(r: Reader, value: Json): ReviewerRules {
+  const o = r.object(value, [
+    "role",
+    "risk_tolerance",
+    "expertise_areas",
+    "priority_focus",
+    "veto_conditions",
+    "checks",
+    "otherwise",
+  ]);
+  return {
+    role: r.at("role").oneOf(o.role, REVIEWER_ROLES),
+    risk_tolerance: r.at("risk_tolerance").number(o.risk_tolerance, 0, 1),
+    expertise_areas: words(r.at("expertise_areas"), o.expertise_areas ?? []),
+    priority_focus: words(r.at("priority_focus"), o.priority_focus ?? []),
+    veto_conditions: r.at("veto_conditions").list(o.veto_conditions ?? [], (ri, v) => {
+      const condition = ri.string(v, { nonEmpty: true });
+      if (!/^[^\s_]+(_[^\s_]+)*$/.test(condition)) ri.fail("must be words joined by single underscores");
+      return condition;
+    }),
+    checks: r.at("checks").list(o.checks ?? [], readCheck),
+    otherwise: o.otherwise === undefined ? { vote: "approve", confidence: 0.8 } : readVerdict(r.at("otherwise"), o.otherwise),
+  };
+}
+
+function readDecisionRules(r: Reader, value: Json): DecisionRules {
+  const o = r.object(value, ["veto_rejects", "reject_min", "defer_min", "auto_approve", "human_approve_min"]);
+  const a = r.at("auto_approve");
+  const ao = a.object(o.auto_approve ?? {}, [
+    "min_approvals",
+    "risk_in",
+    "requires_auto_fixable",
+    "requires_no_needs_more_info",
+  ]);
+  return {
+    veto_rejects: r.at("veto_rejects").boolean(o.veto_rejects ?? false),
+    reject_min: r.at("reject_min").integer(o.reject_min ?? 2, 1, 1000),
+    defer_min: r.at("defer_min").integer(o.defer_min ?? 2, 1, 1000),
+    auto_approve: {
+      min_approvals: a.at("min_approvals").integer(ao.min_approvals ?? 4, 1, 1000),
+      risk_in: a.at("risk_in").list(ao.risk_in ?? ["trivial", "low"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
+      requires_auto_fixable: a.at("requires_auto_fixable").boolean(ao.requires_auto_fixable ?? true),
+      requires_no_needs_more_info: a.at("requires_no_needs_more_info").boolean(ao.requires_no_needs_more_info ?? false),
+    },
+    human_approve_min: r.at("human_approve_min").integer(o.human_approve_min ?? 3, 1, 1000),
+  };
+}
+
+/** Validates a policy document, fills in its defaults and computes its version. */
+export function parsePolicy(name: string, document: Json): Policy {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    throw new PolicyError(`policy name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-'`);
+  }
+  const r = new Reader("");
+  const o = r.object(document, ["reviewers", "veto_confidence", "cautious_review", "decision"]);
+  const reviewers = r.at("reviewers").list(o.reviewers, readReviewer);
+  if (reviewers.length === 0) r.at("reviewers").fail("must name at least one reviewer");
+  const seen = new Set<string>();
+  reviewers.forEach((rev, i) => {
+    if (seen.has(rev.role)) r.at("reviewers").at(i).at("role").fail(`${rev.role} appears twice`);
+    seen.add(rev.role);
+  });
+  const c = r.at("cautious_review");
+  const co = c.object(o.cautious_review ?? {}, ["risk_in", "tolerance_below", "concern"]);
+  const parsed: PolicyDocument = {
+    reviewers,
+    veto_confidence: r.at("veto_confidence").number(o.veto_confidence ?? 0.95, 0, 1),
+    cautious_review: {
+      risk_in: c.at("risk_in").list(co.risk_in ?? ["critical"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
+      tolerance_below: c.at("tolerance_below").number(co.tolerance_below ?? 0.3, 0, 1),
+      concern: c.at("concern").template(co.concern ?? "Critical risk requires additional review"),
+    },
+    decision: readDecisionRules(r.at("decision"), o.decision ?? {}),
+  };
+  return { ...parsed, name, version: `${name}@${policyDigest(parsed).slice(0, 12)}` };
+}
+
+/** JSON with object keys sorted at every level: the canonical form that policy versions hash. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function policyDigest(document: PolicyDocument): string {
+  return createHash("sha256").update(canonicalJson(document)).digest("hex");
+}
+
+/** The reviewers' public profiles, in voting order. */
+export function reviewerProfiles(policy: Policy): ReviewerProfile[] {
+  return policy.reviewers.map((r) => ({
+    role: r.role,
+    expertiseAreas: [...r.expertise_areas],
+    riskTolerance: r.risk_tolerance,
+    priorityFocus: [...r.priority_focus],
+    vetoConditions: [...r.veto_conditions],
+  }));
+}
+
+/** Parses a policy file's text (JSON, or YAML, which includes JSON) and validates it. */
+export function parsePolicyText(name: string, text: string): Policy {
+  let document: unknown;
+  try {
+    document = parseYaml(text, { uniqueKeys: true, strict: true });
+  } catch (err) {
+    throw new PolicyError(`not valid JSON or YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  return parsePolicy(name, document);
+}
