@@ -1,0 +1,191 @@
+/**
+ * The council's use cases: review a suggestion (streaming each vote as it is cast, storing the
+ * decision, replaying idempotent repeats), read and list decisions, record outcomes, summarise,
+ * list lessons, and watch new reviews. It knows the domain and the Store interface, not gRPC.
+ */
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
+import { decisionIdForRequest, newDecisionId, suggestionFingerprint } from "../domain/identity.js";
+import { LIMITS } from "../domain/limits.js";
+import type { Decision, DecisionType, Lesson, Outcome, ReviewerProfile, ReviewerRole, Suggestion, Summary, Vote } from "../domain/model.js";
+import { reviewerProfiles, type Policy } from "../domain/policy.js";
+import { castVote, conclude } from "../domain/rules.js";
+import { checkString, pageSize, validateSuggestion } from "../domain/validate.js";
+import type { Store, Unsubscribe } from "../store/store.js";
+import { issuePageToken, readPageToken } from "./page_token.js";
+
+export interface ReviewRequest {
+  suggestion: Suggestion;
+  requestId: string;
+  dryRun: boolean;
+}
+
+export interface ReviewResult {
+  decision: Decision;
+  /** True when an earlier review with the same request_id was replayed; nothing new was stored. */
+  replayed: boolean;
+  stored: boolean;
+}
+
+/**
+ * Receives each vote as it is cast. The returned promise applies backpressure: the next reviewer
+ * votes only once it resolves. It must not reject; a departed caller simply stops listening.
+ */
+export type VoteSink = (vote: Vote, decisionId: string) => Promise<void>;
+
+export interface CouncilOptions {
+  /** Awaited before each reviewer votes (tests use it to hold a review between votes). */
+  beforeVote?: (role: ReviewerRole, index: number) => Promise<void>;
+  now?: () => Date;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextPageToken: string;
+}
+
+export class Council {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly store: Store,
+    readonly policy: Policy,
+    private readonly options: CouncilOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Reviews in progress; each runs to its stored decision even if its caller has gone. */
+  get reviewsInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Resolves once every review in progress has finished. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  review(request: ReviewRequest, sink: VoteSink): Promise<ReviewResult> {
+    validateSuggestion(request.suggestion);
+    checkString("request_id", request.requestId, LIMITS.requestIdBytes);
+    const run = this.runReview(request, sink);
+    this.inFlight.add(run);
+    const forget = () => this.inFlight.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  private async runReview(request: ReviewRequest, sink: VoteSink): Promise<ReviewResult> {
+    const { suggestion, dryRun } = request;
+    const requestId = dryRun ? "" : request.requestId;
+    const fingerprint = suggestionFingerprint(suggestion);
+
+    if (requestId) {
+      const earlier = await this.store.findByRequestId(requestId);
+      if (earlier) return this.replay(earlier.decision, earlier.fingerprint, fingerprint, sink);
+    }
+
+    const id = requestId ? decisionIdForRequest(requestId) : newDecisionId();
+    const votes: Vote[] = [];
+    for (const [index, reviewer] of this.policy.reviewers.entries()) {
+      await this.options.beforeVote?.(reviewer.role, index);
+      const vote = castVote(this.policy, reviewer, suggestion, this.now());
+      votes.push(vote);
+      await sink(vote, id);
+    }
+    const decision: Decision = {
+      id,
+      suggestionId: suggestion.id,
+      ...conclude(this.policy, suggestion, votes),
+      votes,
+      decidedAt: this.now(),
+      implementedAt: undefined,
+      outcome: undefined,
+      outcomeNotes: "",
+      lessonsLearned: "",
+      policyVersion: this.policy.version,
+      suggestion,
+      requestId,
+    };
+    if (dryRun) return { decision, replayed: false, stored: false };
+
+    const saved = await this.store.saveReview(decision, fingerprint);
+    if (saved.kind === "stored") return { decision: saved.decision, replayed: false, stored: true };
+    // Another call with the same request_id stored first: its decision (same id) is the answer.
+    checkSameSuggestion(saved.fingerprint, fingerprint, requestId);
+    return { decision: saved.decision, replayed: true, stored: false };
+  }
+
+  private async replay(stored: Decision, storedFingerprint: string, fingerprint: string, sink: VoteSink) {
+    checkSameSuggestion(storedFingerprint, fingerprint, stored.requestId);
+    for (const vote of stored.votes) await sink(vote, stored.id);
+    return { decision: stored, replayed: true, stored: false };
+  }
+
+  async getDecision(id: string): Promise<Decision> {
+    checkString("id", id, LIMITS.idBytes, true);
+    const decision = await this.store.getDecision(id);
+    if (!decision) throw new NotFoundError(`decision ${JSON.stringify(id)} not found`);
+    return decision;
+  }
+
+  async listDecisions(
+    filter: { decisionType?: DecisionType; suggestionId: string },
+    requestedPageSize: number,
+    pageToken: string,
+  ): Promise<Page<Decision>> {
+    checkString("suggestion_id", filter.suggestionId, LIMITS.idBytes);
+    const limit = pageSize("page_size", requestedPageSize);
+    const scope = `decisions:${filter.decisionType ?? ""}:${filter.suggestionId}`;
+    const cursor = readPageToken(scope, pageToken);
+    const page = await this.store.listDecisions(
+      { decisionType: filter.decisionType, suggestionId: filter.suggestionId || undefined },
+      { limit, cursor },
+    );
+    return { items: page.items, nextPageToken: issuePageToken(scope, page.next) };
+  }
+
+  async recordOutcome(decisionId: string, outcome: Outcome | undefined, notes: string, lessons: string): Promise<Decision> {
+    checkString("decision_id", decisionId, LIMITS.idBytes, true);
+    if (outcome === undefined) throw new InvalidArgumentError("outcome", "must be set (success, failure or partial)");
+    checkString("notes", notes, LIMITS.notesBytes);
+    checkString("lessons", lessons, LIMITS.notesBytes);
+    const decision = await this.store.recordOutcome(decisionId, outcome, notes, lessons, this.now());
+    if (!decision) throw new NotFoundError(`decision ${JSON.stringify(decisionId)} not found`);
+    return decision;
+  }
+
+  summary(): Promise<Summary> {
+    return this.store.summary();
+  }
+
+  async listLessons(requestedPageSize: number, pageToken: string): Promise<Page<Lesson>> {
+    const limit = pageSize("page_size", requestedPageSize);
+    const cursor = readPageToken("lessons", pageToken);
+    const page = await this.store.listLessons({ limit, cursor });
+    return { items: page.items, nextPageToken: issuePageToken("lessons", page.next) };
+  }
+
+  reviewers(): ReviewerProfile[] {
+    return reviewerProfiles(this.policy);
+  }
+
+  /** Calls `onReview` for each review stored from now on whose decision passes the filter. */
+  watch(
+    decisionType: DecisionType | undefined,
+    onReview: (decision: Decision) => void,
+    onError: (err: Error) => void,
+  ): Unsubscribe {
+    return this.store.subscribe((d) => {
+      if (decisionType === undefined || d.decision === decisionType) onReview(d);
+    }, onError);
+  }
+}
+
+function checkSameSuggestion(storedFingerprint: string, fingerprint: string, requestId: string): void {
+  if (storedFingerprint !== fingerprint) {
+    throw new FailedPreconditionError(
+      `request_id ${JSON.stringify(requestId)} was already used for a different suggestion; use a new request_id`,
+    );
+  }
+}

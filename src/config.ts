@@ -1,0 +1,136 @@
+/**
+ * Configuration from environment variables and flags (a flag wins over its variable), validated
+ * at start-up: a bad value stops the server with a message naming it.
+ */
+import { readFileSync } from "node:fs";
+import { basename, extname } from "node:path";
+import { PolicyError, parsePolicyText, type Policy } from "./domain/policy.js";
+import { PRESETS } from "./domain/presets.js";
+import { LOG_LEVELS, type LogLevel } from "./log.js";
+
+export interface Config {
+  addr: string;
+  /** `default`, `seed`, or a path to a policy file. */
+  policy: string;
+  /** Unset: the in-process store. */
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  logLevel: LogLevel;
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+interface Setting {
+  flag: string;
+  env: string;
+  default: string | undefined;
+  help: string;
+}
+
+const SETTINGS = {
+  addr: { flag: "--addr", env: "COUNCIL_ADDR", default: "127.0.0.1:50051", help: "host:port to listen on" },
+  policy: { flag: "--policy", env: "COUNCIL_POLICY", default: "default", help: "default, seed, or a policy file (JSON or YAML)" },
+  redisUrl: {
+    flag: "--redis-url",
+    env: "REDIS_URL",
+    default: undefined,
+    help: "redis://[:password@]host:port[/db], rediss://..., or redis+cluster://host:port,host:port; unset: in-process store",
+  },
+  redisPrefix: { flag: "--redis-prefix", env: "COUNCIL_REDIS_PREFIX", default: "council:", help: "prefix of every Redis key" },
+  logLevel: { flag: "--log-level", env: "COUNCIL_LOG_LEVEL", default: "info", help: LOG_LEVELS.join(", ") },
+  shutdownGraceMs: {
+    flag: "--shutdown-grace-ms",
+    env: "COUNCIL_SHUTDOWN_GRACE_MS",
+    default: "10000",
+    help: "how long calls in flight may take to finish at shutdown",
+  },
+} satisfies Record<keyof Config, Setting>;
+
+export function usage(): string {
+  const lines = Object.values(SETTINGS).map(
+    (s: Setting) => `  ${s.flag.padEnd(20)} ${s.env.padEnd(26)} ${s.help}${s.default ? ` (default ${s.default})` : ""}`,
+  );
+  return `usage: npm start -- [flags]\n\n  flag                 variable\n${lines.join("\n")}\n`;
+}
+
+/** Reads flags (`--name value` or `--name=value`) over environment variables over defaults. */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Config {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (!Object.values(SETTINGS).some((s) => s.flag === name)) {
+      throw new ConfigError(`unknown argument ${JSON.stringify(arg)}\n\n${usage()}`);
+    }
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`${name} needs a value`);
+    flags.set(name, value);
+  }
+  const raw = (key: keyof Config): { value: string | undefined; source: string } => {
+    const s: Setting = SETTINGS[key];
+    if (flags.has(s.flag)) return { value: flags.get(s.flag), source: s.flag };
+    if (env[s.env] !== undefined && env[s.env] !== "") return { value: env[s.env], source: s.env };
+    return { value: s.default, source: s.env };
+  };
+
+  const addr = raw("addr");
+  checkAddr(addr.source, addr.value!);
+  const policy = raw("policy");
+  if (!policy.value) throw new ConfigError(`${policy.source} must not be empty`);
+  const redisUrl = raw("redisUrl");
+  if (redisUrl.value !== undefined) checkRedisUrl(redisUrl.source, redisUrl.value);
+  const prefix = raw("redisPrefix");
+  if (!prefix.value || /[\s{}]/.test(prefix.value) || prefix.value.length > 64) {
+    throw new ConfigError(`${prefix.source} must be 1-64 characters without spaces or braces, got ${JSON.stringify(prefix.value)}`);
+  }
+  const level = raw("logLevel");
+  if (!(LOG_LEVELS as readonly string[]).includes(level.value!)) {
+    throw new ConfigError(`${level.source} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level.value)}`);
+  }
+  const grace = raw("shutdownGraceMs");
+  const graceMs = Number(grace.value);
+  if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 600_000) {
+    throw new ConfigError(`${grace.source} must be a whole number of milliseconds from 0 to 600000, got ${JSON.stringify(grace.value)}`);
+  }
+  return {
+    addr: addr.value!,
+    policy: policy.value,
+    redisUrl: redisUrl.value,
+    redisPrefix: prefix.value,
+    logLevel: level.value as LogLevel,
+    shutdownGraceMs: graceMs,
+  };
+}
+
+function checkAddr(source: string, addr: string): void {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(addr);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${source} must be host:port (e.g. 127.0.0.1:50051), got ${JSON.stringify(addr)}`);
+}
+
+function checkRedisUrl(source: string, url: string): void {
+  const schemes = ["redis://", "rediss://", "redis+cluster://"];
+  if (!schemes.some((s) => url.startsWith(s))) {
+    throw new ConfigError(`${source} must start with ${schemes.join(", ")}, got ${JSON.stringify(url)}`);
+  }
+}
+
+/** The policy a config names: a preset, or a policy file whose base name becomes the policy name. */
+export function resolvePolicy(spec: string): Policy {
+  if (spec === "default" || spec === "seed") return PRESETS[spec];
+  let text: string;
+  try {
+    text = readFileSync(spec, "utf8");
+  } catch (err) {
+    throw new ConfigError(`COUNCIL_POLICY: cannot read policy file ${spec}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  try {
+    return parsePolicyText(basename(spec, extname(spec)), text);
+  } catch (err) {
+    if (err instanceof PolicyError) throw new ConfigError(`COUNCIL_POLICY: policy file ${spec}: ${err.message}`);
+    throw err;
+  }
+}

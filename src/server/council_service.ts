@@ -1,0 +1,155 @@
+/** The gRPC handlers of council.v1.CouncilService: wire in, use case, wire out. */
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import type { Council } from "../app/council.js";
+import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
+import type { Decision } from "../domain/model.js";
+import type {
+  CouncilServiceServer,
+  ReviewSuggestionResponse,
+  WatchDecisionsRequest,
+  WatchDecisionsResponse,
+} from "../gen/council/v1/council_service.js";
+import type { Logger } from "../log.js";
+import { serverStream, StreamWriter, unary } from "./calls.js";
+import {
+  decisionToWire,
+  decisionTypeFromWire,
+  lessonToWire,
+  outcomeFromWire,
+  profileToWire,
+  suggestionFromWire,
+  summaryToWire,
+  voteToWire,
+} from "./convert.js";
+
+export interface CouncilServiceOptions {
+  /** How many messages a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED. */
+  watchBufferMessages: number;
+}
+
+/** Ends every open watch; used at shutdown so that watchers reconnect to another replica. */
+export type CloseWatches = () => void;
+
+/** Events of one stored review, as a review stream or a watch sends them. */
+function reviewEvents(d: Decision, includeVotes: boolean): ReviewSuggestionResponse[] {
+  const tag = { decisionId: d.id, suggestionId: d.suggestionId };
+  const votes = includeVotes ? d.votes.map((v) => ({ event: { $case: "vote" as const, value: voteToWire(v) }, ...tag })) : [];
+  return [...votes, { event: { $case: "decision", value: decisionToWire(d) }, ...tag }];
+}
+
+export function councilService(
+  council: Council,
+  log: Logger,
+  options: CouncilServiceOptions,
+): { implementation: CouncilServiceServer; closeWatches: CloseWatches } {
+  const watches = new Set<(err: Error) => void>();
+
+  const implementation: CouncilServiceServer = {
+    reviewSuggestion: serverStream(log, "ReviewSuggestion", async (req, out, ctx) => {
+      ctx.requestId = req.requestId || undefined;
+      const suggestion = suggestionFromWire(req.suggestion);
+      const { decision } = await council.review(
+        { suggestion, requestId: req.requestId, dryRun: req.dryRun },
+        (vote, decisionId) =>
+          out.write({ event: { $case: "vote", value: voteToWire(vote) }, decisionId, suggestionId: suggestion.id }),
+      );
+      await out.write(reviewEvents(decision, false)[0]!);
+    }),
+
+    getDecision: unary(log, "GetDecision", async (req) => ({
+      decision: decisionToWire(await council.getDecision(req.id)),
+    })),
+
+    listDecisions: unary(log, "ListDecisions", async (req) => {
+      const page = await council.listDecisions(
+        { decisionType: decisionTypeFromWire("decision_type", req.decisionType), suggestionId: req.suggestionId },
+        req.pageSize,
+        req.pageToken,
+      );
+      return { decisions: page.items.map(decisionToWire), nextPageToken: page.nextPageToken };
+    }),
+
+    recordOutcome: unary(log, "RecordOutcome", async (req) => ({
+      decision: decisionToWire(
+        await council.recordOutcome(req.decisionId, outcomeFromWire("outcome", req.outcome), req.notes, req.lessons),
+      ),
+    })),
+
+    getSummary: unary(log, "GetSummary", async () => summaryToWire(await council.summary())),
+
+    listLessons: unary(log, "ListLessons", async (req) => {
+      const page = await council.listLessons(req.pageSize, req.pageToken);
+      return { lessons: page.items.map(lessonToWire), nextPageToken: page.nextPageToken };
+    }),
+
+    watchDecisions: serverStream(log, "WatchDecisions", (req, out, _ctx, call) =>
+      watch(council, req, out, call, options.watchBufferMessages, watches),
+    ),
+
+    listReviewers: unary(log, "ListReviewers", async () => ({
+      reviewers: council.reviewers().map(profileToWire),
+      policyVersion: council.policy.version,
+    })),
+  };
+
+  const closeWatches = () => {
+    for (const close of [...watches]) close(new UnavailableError("the server is shutting down; watch again"));
+  };
+  return { implementation, closeWatches };
+}
+
+/**
+ * Streams each review stored from now on until the caller cancels. Events wait in a bounded queue
+ * while the caller is slow; past the bound the watch ends with RESOURCE_EXHAUSTED.
+ */
+function watch(
+  council: Council,
+  req: WatchDecisionsRequest,
+  out: StreamWriter<WatchDecisionsResponse>,
+  call: ServerWritableStream<WatchDecisionsRequest, WatchDecisionsResponse>,
+  bound: number,
+  watches: Set<(err: Error) => void>,
+): Promise<void> {
+  const decisionType = decisionTypeFromWire("decision_type", req.decisionType);
+  return new Promise<void>((resolve, reject) => {
+    const queue: WatchDecisionsResponse[] = [];
+    let pumping = false;
+    let finished = false;
+
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      unsubscribe();
+      watches.delete(finish);
+      call.off("cancelled", onCancel);
+      queue.length = 0;
+      if (err) reject(err);
+      else resolve();
+    };
+    const onCancel = () => finish();
+
+    const pump = async () => {
+      if (pumping) return;
+      pumping = true;
+      while (queue.length > 0 && !finished) await out.write(queue.shift()!);
+      pumping = false;
+    };
+
+    const unsubscribe = council.watch(
+      decisionType,
+      (d) => {
+        if (finished) return;
+        queue.push(...reviewEvents(d, req.includeVotes));
+        if (queue.length > bound) {
+          finish(new ResourceExhaustedError(`watcher fell more than ${bound} messages behind; watch again`));
+          return;
+        }
+        void pump();
+      },
+      (err) => finish(err),
+    );
+    watches.add(finish);
+    call.on("cancelled", onCancel);
+    if (call.cancelled) finish();
+  });
+}

@@ -1,0 +1,13 @@
+/** Opens the store a config names: Redis when REDIS_URL is set, else the in-process store. */
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import { MemoryStore } from "./memory.js";
+import type { Store } from "./store.js";
+
+export async function openStore(config: Config, log: Logger): Promise<Store> {
+  if (config.redisUrl === undefined) {
+    log.warn("no REDIS_URL: using the in-process store; decisions are lost when the process exits");
+    return new MemoryStore();
+  }
+  throw new Error("the Redis store is not built yet; unset REDIS_URL");
+}
