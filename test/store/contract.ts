@@ -1,0 +1,184 @@
+/**
+ * The store contract: behaviour every Store implementation must have. Each implementation's test
+ * file calls `storeContract` with a factory that gives a fresh, empty store.
+ */
+import { expect } from "chai";
+import type { Decision } from "../../src/domain/model.js";
+import type { Store } from "../../src/store/store.js";
+import { decision, suggestion, unique } from "../support/fixtures.js";
+
+export interface StoreFactory {
+  /** A fresh, empty store (for Redis: a new key prefix). */
+  open(): Promise<Store>;
+}
+
+async function drainPages(store: Store, filter: Parameters<Store["listDecisions"]>[0], limit: number) {
+  const seen: Decision[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < 10_000; page++) {
+    const got = await store.listDecisions(filter, { limit, cursor });
+    expect(got.items.length).to.be.at.most(limit);
+    seen.push(...got.items);
+    if (got.next === undefined) return seen;
+    cursor = got.next;
+  }
+  throw new Error("paging did not end");
+}
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await factory.open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it("stores a review and reads it back field for field", async () => {
+      const d = decision({ requestId: unique("req") });
+      const saved = await store.saveReview(d, "fp1");
+      expect(saved.kind).to.equal("stored");
+      expect(await store.getDecision(d.id)).to.deep.equal(d);
+      expect(await store.getDecision("dec-missing")).to.equal(undefined);
+    });
+
+    it("keeps unicode and empty fields intact", async () => {
+      const s = suggestion({ title: "Ünïcødé ✓ 𝔘", description: "", fixSteps: [], filesAffected: [], estimatedEffort: undefined });
+      const d = decision({ suggestion: s, suggestionId: s.id, votes: [], conditions: [] });
+      await store.saveReview(d, "fp");
+      expect(await store.getDecision(d.id)).to.deep.equal(d);
+    });
+
+    it("stores a request_id once: a second save reports the first review and writes nothing", async () => {
+      const requestId = unique("req");
+      const first = decision({ requestId });
+      await store.saveReview(first, "fp-a");
+      const second = decision({ id: first.id, requestId, decision: "reject" });
+      const again = await store.saveReview(second, "fp-b");
+      expect(again.kind).to.equal("exists");
+      if (again.kind === "exists") {
+        expect(again.decision).to.deep.equal(first);
+        expect(again.fingerprint).to.equal("fp-a");
+      }
+      expect((await store.summary()).totalDecisions).to.equal(1);
+      expect(await store.findByRequestId(requestId)).to.deep.equal({ decision: first, fingerprint: "fp-a" });
+      expect(await store.findByRequestId(unique("req"))).to.equal(undefined);
+    });
+
+    it("saves concurrent repeats of one request_id exactly once", async () => {
+      const requestId = unique("req");
+      const first = decision({ requestId });
+      const results = await Promise.all(
+        Array.from({ length: 10 }, () => store.saveReview({ ...first, decidedAt: new Date() }, "fp")),
+      );
+      expect(results.filter((r) => r.kind === "stored")).to.have.length(1);
+      expect((await store.summary()).totalDecisions).to.equal(1);
+    });
+
+    it("lists newest first, pages without gaps or repeats, and filters by type and suggestion", async () => {
+      const s = suggestion();
+      const base = Date.now() - 1_000_000;
+      const all: Decision[] = [];
+      for (let i = 0; i < 23; i++) {
+        const d = decision({
+          decidedAt: new Date(base + Math.floor(i / 2) * 1000), // pairs share a millisecond
+          decision: i % 3 === 0 ? "reject" : "human_approve",
+          ...(i % 2 === 0 ? { suggestion: s, suggestionId: s.id } : {}),
+        });
+        all.push(d);
+        await store.saveReview(d, "fp");
+      }
+      const newestFirst = [...all].sort((a, b) =>
+        b.decidedAt.getTime() - a.decidedAt.getTime() || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0),
+      );
+      const ids = (ds: Decision[]) => ds.map((d) => d.id);
+
+      expect(ids(await drainPages(store, {}, 5))).to.deep.equal(ids(newestFirst));
+      expect(ids(await drainPages(store, {}, 23))).to.deep.equal(ids(newestFirst));
+      expect(ids(await drainPages(store, { decisionType: "reject" }, 3))).to.deep.equal(
+        ids(newestFirst.filter((d) => d.decision === "reject")),
+      );
+      expect(ids(await drainPages(store, { suggestionId: s.id }, 4))).to.deep.equal(
+        ids(newestFirst.filter((d) => d.suggestionId === s.id)),
+      );
+      expect(ids(await drainPages(store, { suggestionId: s.id, decisionType: "reject" }, 2))).to.deep.equal(
+        ids(newestFirst.filter((d) => d.suggestionId === s.id && d.decision === "reject")),
+      );
+      expect((await store.listDecisions({ suggestionId: "nobody" }, { limit: 5 })).items).to.deep.equal([]);
+    });
+
+    it("a decision stored while paging does not shift later pages", async () => {
+      for (let i = 0; i < 6; i++) await store.saveReview(decision({ decidedAt: new Date(Date.now() - 10_000 + i) }), "fp");
+      const first = await store.listDecisions({}, { limit: 3 });
+      await store.saveReview(decision(), "fp");
+      const second = await store.listDecisions({}, { limit: 3, cursor: first.next });
+      const seen = new Set([...first.items, ...second.items].map((d) => d.id));
+      expect(seen.size).to.equal(6);
+    });
+
+    it("records outcomes: replaces the fields, appends lessons, keeps the summary exact", async () => {
+      const a = decision({ decision: "auto_approve", autoFixApproved: true, requiresManualOversight: false });
+      const b = decision({ decision: "reject" });
+      await store.saveReview(a, "fp");
+      await store.saveReview(b, "fp");
+      const t1 = new Date("2026-03-01T00:00:00.000Z");
+      const t2 = new Date("2026-03-02T00:00:00.000Z");
+      const r1 = await store.recordOutcome(a.id, "failure", "rolled back", "test first", t1);
+      expect(r1).to.deep.include({ outcome: "failure", outcomeNotes: "rolled back", lessonsLearned: "test first" });
+      expect(r1!.implementedAt).to.deep.equal(t1);
+      const r2 = await store.recordOutcome(a.id, "success", "fixed", "second try", t2);
+      expect(r2).to.deep.include({ outcome: "success", outcomeNotes: "fixed", lessonsLearned: "second try" });
+      expect(await store.getDecision(a.id)).to.deep.equal(r2);
+      expect(await store.recordOutcome("dec-missing", "success", "", "", t2)).to.equal(undefined);
+
+      const summary = await store.summary();
+      expect(summary).to.deep.equal({
+        totalDecisions: 2,
+        byType: { auto_approve: 1, human_approve: 0, defer: 0, reject: 1, escalate: 0 },
+        outcomes: { success: 1, failure: 0, partial: 0, pending: 1 },
+        autoApproved: 1,
+        learningEntries: 2,
+      });
+
+      const lessons = await store.listLessons({ limit: 1 });
+      expect(lessons.items).to.deep.equal([{ decisionId: a.id, outcome: "success", lessons: "second try", notes: "fixed", recordedAt: t2 }]);
+      const rest = await store.listLessons({ limit: 5, cursor: lessons.next });
+      expect(rest.items.map((l) => l.lessons)).to.deep.equal(["test first"]);
+      expect(rest.next).to.equal(undefined);
+    });
+
+    it("tells subscribers about every review stored after they subscribed, and stops when they leave", async () => {
+      const before = decision();
+      await store.saveReview(before, "fp");
+      const got: string[] = [];
+      let failed: Error | undefined;
+      const leave = store.subscribe((d) => got.push(d.id), (err) => (failed = err));
+      await new Promise((r) => setTimeout(r, 200));
+      const after = [decision(), decision(), decision()];
+      for (const d of after) await store.saveReview(d, "fp");
+      const requestId = unique("req");
+      await store.saveReview(decision({ requestId, id: after[0]!.id + "x" }), "fp");
+      await store.saveReview(decision({ requestId }), "fp"); // a repeat: not a new review
+      const deadline = Date.now() + 5000;
+      while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(failed).to.equal(undefined);
+      expect(got.slice(0, 3)).to.deep.equal(after.map((d) => d.id));
+      expect(got).to.have.length(4);
+      leave();
+      await store.saveReview(decision(), "fp");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(got).to.have.length(4);
+    });
+
+    it("rejects a malformed cursor as invalid input", async () => {
+      let error: unknown;
+      try {
+        await store.listLessons({ limit: 5, cursor: "not-a-cursor" });
+      } catch (err) {
+        error = err;
+      }
+      expect((error as Error | undefined)?.name).to.equal("InvalidArgumentError");
+    });
+  });
+}

@@ -1,0 +1,75 @@
+/** Builders for test data, in domain and wire form. */
+import { randomUUID } from "node:crypto";
+import type { Decision, Suggestion } from "../../src/domain/model.js";
+import { newDecisionId } from "../../src/domain/identity.js";
+import { ImpactLevel, RiskLevel, Effort, type Suggestion as WireSuggestion } from "../../src/gen/council/v1/review.js";
+
+/** A unique string for ids, so that tests sharing a store do not see each other's data. */
+export const unique = (prefix = "t") => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+export function suggestion(overrides: Partial<Suggestion> = {}): Suggestion {
+  return {
+    id: unique("sug"),
+    title: "Tidy the retry helper",
+    description: "Replace the hand-rolled loop with the shared helper.",
+    reasoning: "Fewer code paths.",
+    risk: "low",
+    impact: "low",
+    autoFixable: true,
+    fixSteps: ["Apply the patch", "Run the unit tests"],
+    filesAffected: ["src/retry.ts"],
+    estimatedEffort: "small",
+    ...overrides,
+  };
+}
+
+export function wireSuggestion(overrides: Partial<WireSuggestion> = {}): WireSuggestion {
+  return {
+    id: unique("sug"),
+    title: "Tidy the retry helper",
+    description: "Replace the hand-rolled loop with the shared helper.",
+    reasoning: "Fewer code paths.",
+    risk: RiskLevel.RISK_LEVEL_LOW,
+    impact: ImpactLevel.IMPACT_LEVEL_LOW,
+    autoFixable: true,
+    fixSteps: ["Apply the patch", "Run the unit tests"],
+    filesAffected: ["src/retry.ts"],
+    estimatedEffort: Effort.EFFORT_SMALL,
+    ...overrides,
+  };
+}
+
+/** A complete decision as a store receives it (votes omitted unless given). */
+export function decision(overrides: Partial<Decision> = {}): Decision {
+  const s = overrides.suggestion ?? suggestion();
+  return {
+    id: newDecisionId(),
+    suggestionId: s.id,
+    decision: "human_approve",
+    votes: [
+      {
+        reviewerRole: "safety",
+        vote: "approve",
+        reasoning: "[SAFETY] Approved: x. Risk level (low) is acceptable.",
+        concerns: ["c1"],
+        conditions: ["k1"],
+        confidence: 0.8,
+        castAt: new Date("2026-01-02T03:04:05.678Z"),
+        veto: "",
+      },
+    ],
+    finalReasoning: "Approved for human implementation (3/5 votes).",
+    conditions: ["k1"],
+    requiresManualOversight: true,
+    autoFixApproved: false,
+    decidedAt: new Date(),
+    implementedAt: undefined,
+    outcome: undefined,
+    outcomeNotes: "",
+    lessonsLearned: "",
+    policyVersion: "default@000000000000",
+    suggestion: s,
+    requestId: "",
+    ...overrides,
+  };
+}
