@@ -1,7 +1,7 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { ReviewSuggestionRequest } from "../../src/gen/council/v1/council_service.js";
-import { Outcome } from "../../src/gen/council/v1/review.js";
+import { Effort, ImpactLevel, Outcome, RiskLevel } from "../../src/gen/council/v1/review.js";
 import { LIMITS } from "../../src/domain/limits.js";
 import { wireSuggestion } from "../support/fixtures.js";
 import { call, review, startCouncil, type Running } from "../support/server.js";
@@ -17,9 +17,9 @@ const badReviews: [string, Partial<ReviewSuggestionRequest>, string][] = [
   ["blank title", { suggestion: wireSuggestion({ title: "   " }) }, "suggestion.title"],
   ["risk unspecified", { suggestion: wireSuggestion({ risk: 0 }) }, "suggestion.risk"],
   ["impact unspecified", { suggestion: wireSuggestion({ impact: 0 }) }, "suggestion.impact"],
-  ["unknown risk", { suggestion: wireSuggestion({ risk: 99 }) }, "suggestion.risk"],
-  ["unknown impact", { suggestion: wireSuggestion({ impact: 6 }) }, "suggestion.impact"],
-  ["unknown effort", { suggestion: wireSuggestion({ estimatedEffort: 42 }) }, "suggestion.estimated_effort"],
+  ["unknown risk", { suggestion: wireSuggestion({ risk: 99 as RiskLevel }) }, "suggestion.risk"],
+  ["unknown impact", { suggestion: wireSuggestion({ impact: 6 as ImpactLevel }) }, "suggestion.impact"],
+  ["unknown effort", { suggestion: wireSuggestion({ estimatedEffort: 42 as Effort }) }, "suggestion.estimated_effort"],
   ["oversize id", { suggestion: wireSuggestion({ id: big(LIMITS.idBytes) }) }, "suggestion.id"],
   ["oversize title", { suggestion: wireSuggestion({ title: big(LIMITS.titleBytes) }) }, "suggestion.title"],
   ["oversize description", { suggestion: wireSuggestion({ description: big(LIMITS.textBytes) }) }, "suggestion.description"],

@@ -2,7 +2,7 @@
  * Starts a real Council server in-process on a free port and returns a generated client connected
  * to it over a real channel, plus small promise helpers for calling it.
  */
-import { credentials, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { Council, type CouncilOptions } from "../../src/app/council.js";
 import type { Policy } from "../../src/domain/policy.js";
 import { PRESETS } from "../../src/domain/presets.js";
@@ -54,12 +54,18 @@ export async function startCouncil(options: StartOptions = {}): Promise<Running>
   };
 }
 
-type Unary<Req, Res> = (req: Req, md: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+/** A generated unary method; TypeScript infers from its last overload (request, metadata, options, callback). */
+type Unary<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  options: Partial<CallOptions>,
+  cb: (err: ServiceError | null, res: Res) => void,
+) => unknown;
 
 /** Calls a unary method and resolves with its response (rejects with the ServiceError). */
 export function call<Req, Res>(client: CouncilServiceClient, method: Unary<Req, Res>, req: Req): Promise<Res> {
   return new Promise((resolve, reject) =>
-    method.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))),
+    method.call(client, req, new Metadata(), {}, (err, res) => (err ? reject(err) : resolve(res))),
   );
 }
 
