@@ -1,0 +1,41 @@
+/**
+ * An example agent: submits a suggestion, prints each vote as it streams, then records an outcome.
+ * Run: COUNCIL_ADDR=127.0.0.1:50051 npx tsx examples/agent.ts
+ */
+import { connect, CouncilError, DecisionType, Effort, ImpactLevel, Outcome, ReviewerRole, RiskLevel, VoteType } from "../src/index.js";
+
+const address = process.argv[2] ?? process.env.COUNCIL_ADDR ?? "127.0.0.1:50051";
+const council = connect(address);
+
+try {
+  const review = council.review({
+    id: "sug-cache-timeout",
+    title: "Raise the cache timeout to 30s",
+    description: "Lengthen the upstream cache timeout.",
+    reasoning: "Upstream is slow at peak.",
+    risk: RiskLevel.RISK_LEVEL_LOW,
+    impact: ImpactLevel.IMPACT_LEVEL_MEDIUM,
+    autoFixable: true,
+    fixSteps: ["Change the setting", "Deploy to staging", "Watch p99 for a day"],
+    filesAffected: ["config/cache.yaml"],
+    estimatedEffort: Effort.EFFORT_SMALL,
+  });
+  for await (const vote of review) {
+    console.log(`${ReviewerRole[vote.reviewerRole]}: ${VoteType[vote.vote]} (${vote.confidence}) ${vote.reasoning}`);
+  }
+  const decision = await review.decision;
+  console.log(`decision ${decision.id}: ${DecisionType[decision.decision]} - ${decision.finalReasoning}`);
+
+  // ... the agent implements the change here, then reports back:
+  const updated = await council.recordOutcome(decision.id, Outcome.OUTCOME_SUCCESS, {
+    notes: "Deployed; p99 flat.",
+    lessons: "Timeout bumps are safe behind the cache.",
+  });
+  console.log(`outcome recorded: ${Outcome[updated.outcome]} at ${updated.implementedAt?.toISOString()}`);
+} catch (err) {
+  if (err instanceof CouncilError) console.error(`council refused: ${err.message}`);
+  else throw err;
+  process.exitCode = 1;
+} finally {
+  council.close();
+}
