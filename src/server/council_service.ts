@@ -1,5 +1,5 @@
 /** The gRPC handlers of council.v1.CouncilService: wire in, use case, wire out. */
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
 import type { Decision } from "../domain/model.js";
@@ -151,5 +151,7 @@ function watch(
     watches.add(finish);
     call.on("cancelled", onCancel);
     if (call.cancelled) finish();
+    // Response headers tell the client that the watch is live: every review stored from now on is sent.
+    else call.sendMetadata(new Metadata());
   });
 }
