@@ -1,0 +1,199 @@
+package council
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	councilv1 "github.com/council-dev/council/clients/go/gen/council/v1"
+)
+
+// unary makes a call that is safe to repeat, with the default deadline and the retry policy.
+func unary[Res any](ctx context.Context, c *Client, call func(context.Context) (Res, error)) (Res, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	var res Res
+	err := c.retry(ctx, func(ctx context.Context) error {
+		r, err := call(ctx)
+		res = r
+		return err
+	})
+	return res, err
+}
+
+// GetDecision returns the stored decision with the given id; NOT_FOUND if there is none.
+func (c *Client) GetDecision(ctx context.Context, id string) (*councilv1.Decision, error) {
+	res, err := unary(ctx, c, func(ctx context.Context) (*councilv1.GetDecisionResponse, error) {
+		return c.rpc.GetDecision(ctx, &councilv1.GetDecisionRequest{Id: id})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetDecision(), nil
+}
+
+// DecisionFilter selects the decisions ListDecisions returns; the zero value selects all.
+type DecisionFilter struct {
+	// Type keeps decisions of this type; DECISION_TYPE_UNSPECIFIED keeps all.
+	Type councilv1.DecisionType
+	// SuggestionID keeps decisions about this suggestion; empty keeps all.
+	SuggestionID string
+	// PageSize is how many decisions each call fetches: 0 means the server's default (50), and
+	// the server caps it at 500.
+	PageSize int32
+}
+
+// ListDecisions walks every page of the stored decisions that match f, newest first. Each page is
+// one call with the default deadline and the retry policy; the walk stops at the first error,
+// which is yielded with a nil decision, or when the loop body breaks.
+//
+//	for d, err := range client.ListDecisions(ctx, council.DecisionFilter{SuggestionID: "s-1"}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(d.GetId())
+//	}
+func (c *Client) ListDecisions(ctx context.Context, f DecisionFilter) iter.Seq2[*councilv1.Decision, error] {
+	return pages(func(token string) ([]*councilv1.Decision, string, error) {
+		res, err := unary(ctx, c, func(ctx context.Context) (*councilv1.ListDecisionsResponse, error) {
+			return c.rpc.ListDecisions(ctx, &councilv1.ListDecisionsRequest{
+				DecisionType: f.Type,
+				SuggestionId: f.SuggestionID,
+				PageSize:     f.PageSize,
+				PageToken:    token,
+			})
+		})
+		return res.GetDecisions(), res.GetNextPageToken(), err
+	})
+}
+
+// Lessons walks every page of the recorded lessons, newest first, fetching pageSize per call (0:
+// the server's default), as ListDecisions does.
+func (c *Client) Lessons(ctx context.Context, pageSize int32) iter.Seq2[*councilv1.Lesson, error] {
+	return pages(func(token string) ([]*councilv1.Lesson, string, error) {
+		res, err := unary(ctx, c, func(ctx context.Context) (*councilv1.ListLessonsResponse, error) {
+			return c.rpc.ListLessons(ctx, &councilv1.ListLessonsRequest{PageSize: pageSize, PageToken: token})
+		})
+		return res.GetLessons(), res.GetNextPageToken(), err
+	})
+}
+
+// pages turns a page fetcher into an iterator over every item of every page.
+func pages[T any](fetch func(token string) ([]T, string, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		token := ""
+		for {
+			items, next, err := fetch(token)
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, item := range items {
+				if !yield(item, nil) {
+					return
+				}
+			}
+			if next == "" {
+				return
+			}
+			if next == token {
+				yield(zero, status.Error(codes.Internal, "council: the server returned the same page token twice"))
+				return
+			}
+			token = next
+		}
+	}
+}
+
+// RecordOutcome records what happened when the decision was implemented, appends a lesson entry,
+// and returns the updated decision. NOT_FOUND for an unknown decision, INVALID_ARGUMENT for
+// OUTCOME_UNSPECIFIED.
+//
+// It is not retried: every call appends a lesson entry, so a repeat after an UNAVAILABLE whose
+// write did land would record the lesson twice. Retry it yourself if a duplicate lesson is
+// acceptable.
+func (c *Client) RecordOutcome(ctx context.Context, decisionID string, outcome councilv1.Outcome, notes, lessons string) (*councilv1.Decision, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	res, err := c.rpc.RecordOutcome(ctx, &councilv1.RecordOutcomeRequest{
+		DecisionId: decisionID,
+		Outcome:    outcome,
+		Notes:      notes,
+		Lessons:    lessons,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetDecision(), nil
+}
+
+// Summary returns exact counts over every stored decision and lesson.
+func (c *Client) Summary(ctx context.Context) (*councilv1.GetSummaryResponse, error) {
+	return unary(ctx, c, func(ctx context.Context) (*councilv1.GetSummaryResponse, error) {
+		return c.rpc.GetSummary(ctx, &councilv1.GetSummaryRequest{})
+	})
+}
+
+// Reviewers returns the reviewers of the policy in force, in voting order, and the policy version.
+func (c *Client) Reviewers(ctx context.Context) (*councilv1.ListReviewersResponse, error) {
+	return unary(ctx, c, func(ctx context.Context) (*councilv1.ListReviewersResponse, error) {
+		return c.rpc.ListReviewers(ctx, &councilv1.ListReviewersRequest{})
+	})
+}
+
+// WatchOption configures Watch.
+type WatchOption func(*councilv1.WatchDecisionsRequest)
+
+// WatchType keeps only reviews whose decision has type t.
+func WatchType(t councilv1.DecisionType) WatchOption {
+	return func(r *councilv1.WatchDecisionsRequest) { r.DecisionType = t }
+}
+
+// WatchVotes sends each review's votes before its decision.
+func WatchVotes() WatchOption {
+	return func(r *councilv1.WatchDecisionsRequest) { r.IncludeVotes = true }
+}
+
+// Watch streams every review stored after the watch began, on any replica: its votes (with
+// WatchVotes), then its decision; dry runs and idempotent replays are not sent. Each event
+// carries decision_id and suggestion_id; GetVote or GetDecision tells which it is.
+//
+// The watch opens when the loop starts and lasts until ctx is done, the loop body breaks, or the
+// server ends it. The WithTimeout default does not apply and nothing is retried: reviews stored
+// between a failure and a new watch would be missed, so an error (yielded with a nil event) is
+// the caller's to handle, typically by watching again and reading up with ListDecisions. A
+// watch the server ends at shutdown fails UNAVAILABLE; one that falls too far behind fails
+// RESOURCE_EXHAUSTED.
+func (c *Client) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[*councilv1.WatchDecisionsResponse, error] {
+	req := &councilv1.WatchDecisionsRequest{}
+	for _, opt := range opts {
+		opt(req)
+	}
+	return func(yield func(*councilv1.WatchDecisionsResponse, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := c.rpc.WatchDecisions(ctx, req)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			ev, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}
+}

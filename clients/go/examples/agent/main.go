@@ -1,0 +1,87 @@
+// Command agent submits a suggestion to a Council server, prints each vote as it streams in,
+// prints the decision, and records an outcome for it.
+//
+//	go run ./examples/agent [host:port]
+//
+// The address comes from the first argument, else COUNCIL_ADDR, else 127.0.0.1:50051.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	council "github.com/council-dev/council/clients/go"
+	councilv1 "github.com/council-dev/council/clients/go/gen/council/v1"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := os.Getenv("COUNCIL_ADDR")
+	if len(os.Args) > 1 {
+		addr = os.Args[1]
+	}
+	if addr == "" {
+		addr = "127.0.0.1:50051"
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := council.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	suggestion := &councilv1.Suggestion{
+		Id:              fmt.Sprintf("agent-%d", time.Now().UnixNano()),
+		Title:           "Add retry with backoff to the webhook sender",
+		Description:     "Retry failed webhook deliveries up to 3 times with exponential backoff.",
+		Reasoning:       "About 1% of deliveries fail on transient network errors.",
+		Risk:            councilv1.RiskLevel_RISK_LEVEL_LOW,
+		Impact:          councilv1.ImpactLevel_IMPACT_LEVEL_MEDIUM,
+		AutoFixable:     true,
+		FixSteps:        []string{"Wrap send() in a retry loop", "Add a test for the retry path"},
+		FilesAffected:   []string{"src/webhooks/sender.ts", "test/webhooks/sender.test.ts"},
+		EstimatedEffort: councilv1.Effort_EFFORT_SMALL,
+	}
+	fmt.Printf("reviewing %s: %s\n", suggestion.GetId(), suggestion.GetTitle())
+
+	decision, err := client.Review(ctx, suggestion, council.OnVote(func(v *councilv1.Vote) {
+		fmt.Printf("  %-12s %-16s %.2f  %s\n", role(v.GetReviewerRole()), vote(v.GetVote()), v.GetConfidence(), v.GetReasoning())
+	}))
+	if err != nil {
+		if council.IsInvalidArgument(err) {
+			return fmt.Errorf("the council refused the suggestion: %w", err)
+		}
+		return err
+	}
+	fmt.Printf("decision %s: %s\n  %s\n", decision.GetId(), decision.GetDecision(), decision.GetFinalReasoning())
+	for _, c := range decision.GetConditions() {
+		fmt.Printf("  condition: %s\n", c)
+	}
+
+	updated, err := client.RecordOutcome(ctx, decision.GetId(), councilv1.Outcome_OUTCOME_SUCCESS,
+		"Deployed; webhook failures dropped to 0.01%.", "Transient failures deserve a bounded retry.")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("recorded outcome %s at %s\n", updated.GetOutcome(), updated.GetImplementedAt().AsTime().Format(time.RFC3339))
+	return nil
+}
+
+func role(r councilv1.ReviewerRole) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "REVIEWER_ROLE_"))
+}
+
+func vote(v councilv1.VoteType) string {
+	return strings.ToLower(strings.TrimPrefix(v.String(), "VOTE_TYPE_"))
+}
