@@ -38,7 +38,8 @@ export interface CouncilOptions {
   now?: () => Date;
 }
 
-export interface Page<T> {
+/** A page of a listing, with the opaque token of the next page (empty on the last). */
+export interface TokenPage<T> {
   items: T[];
   nextPageToken: string;
 }
@@ -133,7 +134,7 @@ export class Council {
     filter: { decisionType?: DecisionType; suggestionId: string },
     requestedPageSize: number,
     pageToken: string,
-  ): Promise<Page<Decision>> {
+  ): Promise<TokenPage<Decision>> {
     checkString("suggestion_id", filter.suggestionId, LIMITS.idBytes);
     const limit = pageSize("page_size", requestedPageSize);
     const scope = `decisions:${filter.decisionType ?? ""}:${filter.suggestionId}`;
@@ -159,7 +160,7 @@ export class Council {
     return this.store.summary();
   }
 
-  async listLessons(requestedPageSize: number, pageToken: string): Promise<Page<Lesson>> {
+  async listLessons(requestedPageSize: number, pageToken: string): Promise<TokenPage<Lesson>> {
     const limit = pageSize("page_size", requestedPageSize);
     const cursor = readPageToken("lessons", pageToken);
     const page = await this.store.listLessons({ limit, cursor });

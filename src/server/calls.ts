@@ -83,11 +83,6 @@ export class StreamWriter<Res> {
       this.call.on("close", done);
     });
   }
-
-  /** Number of bytes waiting in the stream's buffer. */
-  get buffered(): number {
-    return this.call.writableLength;
-  }
 }
 
 export function serverStream<Req, Res>(

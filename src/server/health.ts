@@ -27,10 +27,6 @@ export class Health {
     }
   }
 
-  status(service: string): ServingStatus | undefined {
-    return this.statuses.get(service);
-  }
-
   /** Ends every Watch stream (at shutdown). */
   endWatches(): void {
     for (const w of this.watchers) w.end();

@@ -59,10 +59,6 @@ export class DescriptorIndex {
     this.symbols.set(name, fileName);
   }
 
-  hasSymbol(name: string): boolean {
-    return this.symbols.has(name);
-  }
-
   /** The file and every file it imports, transitively, serialized; the named file first. */
   fileWithDependencies(fileName: string): Uint8Array[] | undefined {
     if (!this.files.has(fileName)) return undefined;
