@@ -7,6 +7,7 @@ import { basename, extname } from "node:path";
 import { PolicyError, parsePolicyText, type Policy } from "./domain/policy.js";
 import { PRESETS } from "./domain/presets.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
+import { DEFAULT_BUCKETS, MAX_BUCKETS } from "./store/keys.js";
 
 export interface Config {
   addr: string;
@@ -15,6 +16,8 @@ export interface Config {
   /** Unset: the in-process store. */
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** Buckets of a Redis keyspace created by this server; an existing keyspace keeps its own. */
+  redisBuckets: number;
   logLevel: LogLevel;
   shutdownGraceMs: number;
 }
@@ -40,6 +43,12 @@ const SETTINGS = {
     help: "redis://[:password@]host:port[/db], rediss://..., or redis+cluster://host:port,host:port; unset: in-process store",
   },
   redisPrefix: { flag: "--redis-prefix", env: "COUNCIL_REDIS_PREFIX", default: "council:", help: "prefix of every Redis key" },
+  redisBuckets: {
+    flag: "--redis-buckets",
+    env: "COUNCIL_REDIS_BUCKETS",
+    default: String(DEFAULT_BUCKETS),
+    help: `buckets of a new Redis keyspace (1-${MAX_BUCKETS}; an existing keyspace keeps its count)`,
+  },
   logLevel: { flag: "--log-level", env: "COUNCIL_LOG_LEVEL", default: "info", help: LOG_LEVELS.join(", ") },
   shutdownGraceMs: {
     flag: "--shutdown-grace-ms",
@@ -87,6 +96,11 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (!prefix.value || /[\s{}]/.test(prefix.value) || prefix.value.length > 64) {
     throw new ConfigError(`${prefix.source} must be 1-64 characters without spaces or braces, got ${JSON.stringify(prefix.value)}`);
   }
+  const buckets = raw("redisBuckets");
+  const bucketCount = Number(buckets.value);
+  if (!Number.isInteger(bucketCount) || bucketCount < 1 || bucketCount > MAX_BUCKETS) {
+    throw new ConfigError(`${buckets.source} must be a whole number from 1 to ${MAX_BUCKETS}, got ${JSON.stringify(buckets.value)}`);
+  }
   const level = raw("logLevel");
   if (!(LOG_LEVELS as readonly string[]).includes(level.value!)) {
     throw new ConfigError(`${level.source} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level.value)}`);
@@ -101,6 +115,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     policy: policy.value,
     redisUrl: redisUrl.value,
     redisPrefix: prefix.value,
+    redisBuckets: bucketCount,
     logLevel: level.value as LogLevel,
     shutdownGraceMs: graceMs,
   };

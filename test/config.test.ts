@@ -21,6 +21,7 @@ describe("configuration", () => {
       policy: "default",
       redisUrl: undefined,
       redisPrefix: "council:",
+      redisBuckets: 16,
       logLevel: "info",
       shutdownGraceMs: 10000,
     });
@@ -43,6 +44,7 @@ describe("configuration", () => {
     expect(fails(() => loadConfig([], { COUNCIL_LOG_LEVEL: "loud" }))).to.include("COUNCIL_LOG_LEVEL must be one of");
     expect(fails(() => loadConfig(["--redis-prefix", "a b"], {}))).to.include("--redis-prefix must be");
     expect(fails(() => loadConfig(["--bogus"], {}))).to.include('unknown argument "--bogus"');
+    expect(fails(() => loadConfig([], { COUNCIL_REDIS_BUCKETS: "0" }))).to.include("COUNCIL_REDIS_BUCKETS must be a whole number from 1 to 1024");
     expect(fails(() => loadConfig(["--addr"], {}))).to.include("--addr needs a value");
   });
 

@@ -98,3 +98,14 @@ export interface Summary {
   autoApproved: number;
   learningEntries: number;
 }
+
+/** A summary of nothing: every type and outcome present, at zero. */
+export function emptySummary(): Summary {
+  return {
+    totalDecisions: 0,
+    byType: Object.fromEntries(DECISION_TYPES.map((t) => [t, 0])) as Summary["byType"],
+    outcomes: Object.fromEntries([...OUTCOMES, PENDING].map((o) => [o, 0])) as Summary["outcomes"],
+    autoApproved: 0,
+    learningEntries: 0,
+  };
+}

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import { InvalidArgumentError } from "../domain/errors.js";
-import { DECISION_TYPES, OUTCOMES, PENDING, type Decision, type Lesson, type Outcome, type Summary } from "../domain/model.js";
+import { emptySummary, PENDING, type Decision, type Lesson, type Outcome, type Summary } from "../domain/model.js";
 import {
   decisionSortKey,
   type DecisionFilter,
@@ -142,16 +142,6 @@ export class MemoryStore implements Store {
     if (!index) this.indexes.set(name, (index = new SortedIndex()));
     return index;
   }
-}
-
-function emptySummary(): Summary {
-  return {
-    totalDecisions: 0,
-    byType: Object.fromEntries(DECISION_TYPES.map((t) => [t, 0])) as Summary["byType"],
-    outcomes: Object.fromEntries([...OUTCOMES, PENDING].map((o) => [o, 0])) as Summary["outcomes"],
-    autoApproved: 0,
-    learningEntries: 0,
-  };
 }
 
 /** Every index a decision belongs to: all, by type, by suggestion, and by both. */

@@ -2,6 +2,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { MemoryStore } from "./memory.js";
+import { RedisStore } from "./redis.js";
 import type { Store } from "./store.js";
 
 export async function openStore(config: Config, log: Logger): Promise<Store> {
@@ -9,5 +10,5 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
     log.warn("no REDIS_URL: using the in-process store; decisions are lost when the process exits");
     return new MemoryStore();
   }
-  throw new Error("the Redis store is not built yet; unset REDIS_URL");
+  return RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, log, buckets: config.redisBuckets });
 }

@@ -36,7 +36,8 @@ export interface Store {
 
   /**
    * Stores a review atomically. With a request_id, stores it only if the id is still free;
-   * `fingerprint` identifies the suggestion so that a repeat can be told from a conflict.
+   * `fingerprint` identifies the suggestion so that a repeat can be told from a conflict. A
+   * decision with a request_id must have the id `decisionIdForRequest(requestId)`.
    */
   saveReview(decision: Decision, fingerprint: string): Promise<SaveResult>;
 

@@ -54,7 +54,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const requestId = unique("req");
       const first = decision({ requestId });
       await store.saveReview(first, "fp-a");
-      const second = decision({ id: first.id, requestId, decision: "reject" });
+      const second = decision({ requestId, decision: "reject" });
       const again = await store.saveReview(second, "fp-b");
       expect(again.kind).to.equal("exists");
       if (again.kind === "exists") {
@@ -158,8 +158,9 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const after = [decision(), decision(), decision()];
       for (const d of after) await store.saveReview(d, "fp");
       const requestId = unique("req");
-      await store.saveReview(decision({ requestId, id: after[0]!.id + "x" }), "fp");
-      await store.saveReview(decision({ requestId }), "fp"); // a repeat: not a new review
+      const withRequest = decision({ requestId });
+      await store.saveReview(withRequest, "fp");
+      await store.saveReview({ ...withRequest, decidedAt: new Date() }, "fp"); // a repeat: not a new review
       const deadline = Date.now() + 5000;
       while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(failed).to.equal(undefined);

@@ -1,7 +1,7 @@
 /** Builders for test data, in domain and wire form. */
 import { randomUUID } from "node:crypto";
 import type { Decision, Suggestion } from "../../src/domain/model.js";
-import { newDecisionId } from "../../src/domain/identity.js";
+import { decisionIdForRequest, newDecisionId } from "../../src/domain/identity.js";
 import { ImpactLevel, RiskLevel, Effort, type Suggestion as WireSuggestion } from "../../src/gen/council/v1/review.js";
 
 /** A unique string for ids, so that tests sharing a store do not see each other's data. */
@@ -39,11 +39,14 @@ export function wireSuggestion(overrides: Partial<WireSuggestion> = {}): WireSug
   };
 }
 
-/** A complete decision as a store receives it (votes omitted unless given). */
+/**
+ * A complete decision as a store receives it. As the council makes them, a decision with a
+ * request_id has the id derived from it (the Store contract relies on that), others a random id.
+ */
 export function decision(overrides: Partial<Decision> = {}): Decision {
   const s = overrides.suggestion ?? suggestion();
   return {
-    id: newDecisionId(),
+    id: overrides.requestId ? decisionIdForRequest(overrides.requestId) : newDecisionId(),
     suggestionId: s.id,
     decision: "human_approve",
     votes: [

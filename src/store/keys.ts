@@ -1,0 +1,141 @@
+/**
+ * Every Redis key name Council uses is built here, and nowhere else.
+ *
+ * Layout (prefix `council:` by default, `{…}` is the Redis Cluster hash tag of one bucket):
+ *
+ *   council:meta                               hash: buckets, created_at, layout (read at start)
+ *   council:{b7}:d:<decision id>               hash: doc (JSON of the immutable part), outcome,
+ *                                                notes, lessons, implemented_at, op
+ *   council:{b7}:req:<request id>              hash: id (decision id), fp (suggestion fingerprint)
+ *   council:{b7}:ix:all                        zset, score 0, members `<15-digit ms>:<decision id>`
+ *   council:{b7}:ix:t:<decision type>          the same, one decision type
+ *   council:{b7}:ix:s:<suggestion id>          the same, one suggestion
+ *   council:{b7}:ix:ts:<type>:<suggestion id>  the same, both
+ *   council:{b7}:counts                        hash: total, type:<t>, outcome:<o|pending>,
+ *                                                auto_approved, lessons
+ *   council:{b7}:lessons                       zset, score 0, members `<15-digit ms>:<decision id>:<12-digit n>`
+ *   council:{b7}:lesson                        hash: lessons member -> lesson JSON
+ *   council:{b7}:events                        stream (capped): one entry per stored review
+ *
+ * A bucket's keys share one hash tag, so each Lua script touches one slot. The tags are chosen so
+ * that bucket i of n hashes into the i-th n-th of the 16384 cluster slots: whatever the slot
+ * ranges of a cluster's masters, the buckets spread evenly over them. The tag is `b<i>` when that
+ * already lands in range, else the first `b<i>.<k>` that does (a pure function of i and n).
+ */
+import { createHash } from "node:crypto";
+import type { DecisionType } from "../domain/model.js";
+
+export const DEFAULT_BUCKETS = 16;
+export const MAX_BUCKETS = 1024;
+const SLOTS = 16384;
+
+/** CRC16-CCITT (XMODEM), the checksum Redis Cluster maps keys to slots with. */
+function crc16(data: Buffer): number {
+  let crc = 0;
+  for (const byte of data) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The cluster slot of a key, honouring `{hash tags}` as Redis does. */
+export function clusterSlot(key: string): number {
+  const open = key.indexOf("{");
+  if (open !== -1) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  return crc16(Buffer.from(key, "utf8")) % SLOTS;
+}
+
+/** The hash tag (without braces) of bucket `index` of `count`. */
+export function bucketTag(index: number, count: number): string {
+  const low = Math.floor((index * SLOTS) / count);
+  const high = Math.floor(((index + 1) * SLOTS) / count);
+  for (let k = 0; ; k++) {
+    const tag = k === 0 ? `b${index}` : `b${index}.${k}`;
+    const slot = clusterSlot(tag);
+    if (slot >= low && slot < high) return tag;
+  }
+}
+
+export function checkBucketCount(count: number): number {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_BUCKETS) {
+    throw new RangeError(`the bucket count must be a whole number from 1 to ${MAX_BUCKETS}, got ${count}`);
+  }
+  return count;
+}
+
+/** The key that records a keyspace's layout; outside every bucket, read once at start. */
+export const metaKey = (prefix: string) => `${prefix}meta`;
+
+export interface IndexFilter {
+  decisionType?: DecisionType;
+  suggestionId?: string;
+}
+
+/** The keys of one keyspace: a prefix and a fixed number of buckets. */
+export class Keyspace {
+  private readonly tags: string[];
+
+  constructor(
+    readonly prefix: string,
+    readonly buckets: number,
+  ) {
+    checkBucketCount(buckets);
+    this.tags = Array.from({ length: buckets }, (_, i) => `${prefix}{${bucketTag(i, buckets)}}:`);
+  }
+
+  /** Every bucket number, 0 to buckets-1. */
+  all(): number[] {
+    return Array.from({ length: this.buckets }, (_, i) => i);
+  }
+
+  /**
+   * The bucket of a decision, from its id. A review with a request_id has the id derived from it
+   * (`decisionIdForRequest`), so every replica and every retry picks the same bucket; a review
+   * without one has a random id, so it lands in a random bucket.
+   */
+  bucketOfId(decisionId: string): number {
+    return createHash("sha256").update(decisionId).digest().readUInt32BE(0) % this.buckets;
+  }
+
+  private in(bucket: number): string {
+    const tag = this.tags[bucket];
+    if (tag === undefined) throw new RangeError(`no bucket ${bucket}`);
+    return tag;
+  }
+
+  decision(bucket: number, id: string): string {
+    return `${this.in(bucket)}d:${id}`;
+  }
+
+  request(bucket: number, requestId: string): string {
+    return `${this.in(bucket)}req:${requestId}`;
+  }
+
+  index(bucket: number, filter: IndexFilter): string {
+    const { decisionType: t, suggestionId: s } = filter;
+    if (t !== undefined && s !== undefined) return `${this.in(bucket)}ix:ts:${t}:${s}`;
+    if (t !== undefined) return `${this.in(bucket)}ix:t:${t}`;
+    if (s !== undefined) return `${this.in(bucket)}ix:s:${s}`;
+    return `${this.in(bucket)}ix:all`;
+  }
+
+  counts(bucket: number): string {
+    return `${this.in(bucket)}counts`;
+  }
+
+  lessons(bucket: number): string {
+    return `${this.in(bucket)}lessons`;
+  }
+
+  lessonDocs(bucket: number): string {
+    return `${this.in(bucket)}lesson`;
+  }
+
+  events(bucket: number): string {
+    return `${this.in(bucket)}events`;
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * How decisions and lessons are written into Redis values and read back. A decision is a hash:
+ * `doc` holds the JSON of the part that never changes (votes, suggestion, reasoning…), and the
+ * fields a RecordOutcome replaces are plain hash fields, so that the Lua scripts never parse JSON.
+ * Times are milliseconds since the epoch.
+ */
+import {
+  DECISION_TYPES,
+  OUTCOMES,
+  type Decision,
+  type DecisionType,
+  type Lesson,
+  type Outcome,
+  type Suggestion,
+  type Vote,
+} from "../domain/model.js";
+
+/** The version of the `doc` JSON, stored in it so that a later layout can still read it. */
+const DOC_VERSION = 1;
+
+interface VoteDoc {
+  reviewerRole: Vote["reviewerRole"];
+  vote: Vote["vote"];
+  reasoning: string;
+  concerns: string[];
+  conditions: string[];
+  confidence: number;
+  castAt: number;
+  veto: string;
+}
+
+interface DecisionDoc {
+  v: number;
+  id: string;
+  suggestionId: string;
+  decision: DecisionType;
+  votes: VoteDoc[];
+  finalReasoning: string;
+  conditions: string[];
+  requiresManualOversight: boolean;
+  autoFixApproved: boolean;
+  decidedAt: number;
+  policyVersion: string;
+  suggestion: Omit<Suggestion, "estimatedEffort"> & { estimatedEffort: Suggestion["estimatedEffort"] | null };
+  requestId: string;
+}
+
+/** The hash fields of a decision, as save_review.lua writes them. */
+export interface DecisionFields {
+  doc: string;
+  outcome: string;
+  notes: string;
+  lessons: string;
+  implemented_at: string;
+}
+
+export function encodeDecision(d: Decision): DecisionFields {
+  const s = d.suggestion;
+  const doc: DecisionDoc = {
+    v: DOC_VERSION,
+    id: d.id,
+    suggestionId: d.suggestionId,
+    decision: d.decision,
+    votes: d.votes.map((v) => ({
+      reviewerRole: v.reviewerRole,
+      vote: v.vote,
+      reasoning: v.reasoning,
+      concerns: v.concerns,
+      conditions: v.conditions,
+      confidence: v.confidence,
+      castAt: v.castAt.getTime(),
+      veto: v.veto,
+    })),
+    finalReasoning: d.finalReasoning,
+    conditions: d.conditions,
+    requiresManualOversight: d.requiresManualOversight,
+    autoFixApproved: d.autoFixApproved,
+    decidedAt: d.decidedAt.getTime(),
+    policyVersion: d.policyVersion,
+    suggestion: {
+      id: s.id,
+      title: s.title,
+      description: s.description,
+      reasoning: s.reasoning,
+      risk: s.risk,
+      impact: s.impact,
+      autoFixable: s.autoFixable,
+      fixSteps: s.fixSteps,
+      filesAffected: s.filesAffected,
+      estimatedEffort: s.estimatedEffort ?? null,
+    },
+    requestId: d.requestId,
+  };
+  return {
+    doc: JSON.stringify(doc),
+    outcome: d.outcome ?? "",
+    notes: d.outcomeNotes,
+    lessons: d.lessonsLearned,
+    implemented_at: d.implementedAt ? String(d.implementedAt.getTime()) : "",
+  };
+}
+
+/** A flat `[field, value, …]` reply (HGETALL, a stream entry) as a record. */
+export function fieldMap(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+/** Reads a decision hash (or event entry); undefined when it has no `doc` (no such decision). */
+export function decodeDecision(fields: Record<string, string>): Decision | undefined {
+  if (fields.doc === undefined) return undefined;
+  const doc = JSON.parse(fields.doc) as DecisionDoc;
+  if (doc.v !== DOC_VERSION) throw new Error(`decision doc version ${doc.v} is not readable by this version of Council`);
+  const s = doc.suggestion;
+  return {
+    id: doc.id,
+    suggestionId: doc.suggestionId,
+    decision: doc.decision,
+    votes: doc.votes.map((v) => ({
+      reviewerRole: v.reviewerRole,
+      vote: v.vote,
+      reasoning: v.reasoning,
+      concerns: v.concerns,
+      conditions: v.conditions,
+      confidence: v.confidence,
+      castAt: new Date(v.castAt),
+      veto: v.veto,
+    })),
+    finalReasoning: doc.finalReasoning,
+    conditions: doc.conditions,
+    requiresManualOversight: doc.requiresManualOversight,
+    autoFixApproved: doc.autoFixApproved,
+    decidedAt: new Date(doc.decidedAt),
+    implementedAt: fields.implemented_at ? new Date(Number(fields.implemented_at)) : undefined,
+    outcome: fields.outcome ? outcomeOf(fields.outcome) : undefined,
+    outcomeNotes: fields.notes ?? "",
+    lessonsLearned: fields.lessons ?? "",
+    policyVersion: doc.policyVersion,
+    suggestion: {
+      id: s.id,
+      title: s.title,
+      description: s.description,
+      reasoning: s.reasoning,
+      risk: s.risk,
+      impact: s.impact,
+      autoFixable: s.autoFixable,
+      fixSteps: s.fixSteps,
+      filesAffected: s.filesAffected,
+      estimatedEffort: s.estimatedEffort ?? undefined,
+    },
+    requestId: doc.requestId,
+  };
+}
+
+function outcomeOf(word: string): Outcome {
+  if (!(OUTCOMES as readonly string[]).includes(word)) throw new Error(`stored outcome ${JSON.stringify(word)} is unknown`);
+  return word as Outcome;
+}
+
+export function encodeLesson(l: Lesson): string {
+  return JSON.stringify({ decisionId: l.decisionId, outcome: l.outcome, lessons: l.lessons, notes: l.notes, recordedAt: l.recordedAt.getTime() });
+}
+
+export function decodeLesson(json: string): Lesson {
+  const l = JSON.parse(json) as { decisionId: string; outcome: string; lessons: string; notes: string; recordedAt: number };
+  return { decisionId: l.decisionId, outcome: outcomeOf(l.outcome), lessons: l.lessons, notes: l.notes, recordedAt: new Date(l.recordedAt) };
+}
+
+/** Checks that a decision type read from a counter field name is one we know. */
+export function isDecisionType(word: string): word is DecisionType {
+  return (DECISION_TYPES as readonly string[]).includes(word);
+}

@@ -1,0 +1,163 @@
+/**
+ * Redis going away under load, through gRPC: calls fail UNAVAILABLE within 2 s, the server stays
+ * up and reports NOT_SERVING; when Redis is back the same server recovers on its own (SERVING,
+ * calls succeed), and nothing was half-written: the counters equal the stored decisions.
+ */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { expect } from "chai";
+import type { CouncilServiceClient, WatchDecisionsResponse } from "../../src/gen/council/v1/council_service.js";
+import { Outcome } from "../../src/gen/council/v1/review.js";
+import { unique, wireSuggestion } from "../support/fixtures.js";
+import { RedisServer } from "../support/redis.js";
+import { call, eventually, review, type Running } from "../support/server.js";
+import { health, listAll, Serving, startReplica } from "./helpers.js";
+
+interface Tally {
+  ok: number;
+  failures: { code: number; ms: number }[];
+  acknowledged: string[];
+}
+
+/** Keeps `n` clients busy with reviews and outcomes until `stop()`. */
+function load(client: CouncilServiceClient, n: number) {
+  const tally: Tally = { ok: 0, failures: [], acknowledged: [] };
+  let running = true;
+  const one = async () => {
+    while (running) {
+      const started = Date.now();
+      const r = await review(client, { suggestion: wireSuggestion(), requestId: unique("req") });
+      const last = r.events[r.events.length - 1]?.event;
+      if (last?.$case === "decision") {
+        tally.acknowledged.push(last.value.id);
+        const outcomeStarted = Date.now();
+        try {
+          await call(client, client.recordOutcome, { decisionId: last.value.id, outcome: Outcome.OUTCOME_SUCCESS, notes: "n", lessons: "l" });
+        } catch (err) {
+          tally.failures.push({ code: (err as ServiceError).code, ms: Date.now() - outcomeStarted });
+          await new Promise((res) => setTimeout(res, 20));
+          continue;
+        }
+      }
+      if (r.error) {
+        tally.failures.push({ code: r.error.code, ms: Date.now() - started });
+        await new Promise((res) => setTimeout(res, 20));
+      } else tally.ok++;
+    }
+  };
+  const loops = Array.from({ length: n }, one);
+  return {
+    tally,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+describe("Redis outage through gRPC", function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let replica: Running;
+
+  before(async () => {
+    redis = await RedisServer.start({ appendfsync: "always" });
+    replica = await startReplica(redis.url, `${unique("out")}:`);
+  });
+  after(async () => {
+    redis?.resume();
+    await replica?.stop();
+    await redis?.destroy();
+  });
+
+  const expectFastUnavailable = (t: Tally) => {
+    expect(t.failures.length).to.be.greaterThan(0);
+    for (const f of t.failures) {
+      expect(f.code, JSON.stringify(f)).to.equal(status.UNAVAILABLE);
+      expect(f.ms, JSON.stringify(f)).to.be.lessThan(2000);
+    }
+  };
+
+  it("Redis hanging (SIGSTOP) mid-load: UNAVAILABLE within 2 s, NOT_SERVING, then recovery without restart", async () => {
+    const c = replica.client;
+    const l = load(c, 4);
+    await eventually(() => l.tally.ok >= 20, 5000, "some load");
+    redis.pause();
+    const pausedAt = l.tally.failures.length;
+    await eventually(async () => (await health(replica.addr)) === Serving.NOT_SERVING, 4000, "NOT_SERVING");
+    await eventually(() => l.tally.failures.length >= pausedAt + 8, 8000, "calls to fail");
+    // The server itself is up: a call that needs no store still works.
+    expect((await call(c, c.listReviewers, {})).reviewers).to.have.length(5);
+    redis.resume();
+    await eventually(async () => (await health(replica.addr)) === Serving.SERVING, 5000, "SERVING again");
+    const okBefore = l.tally.ok;
+    await eventually(() => l.tally.ok >= okBefore + 20, 5000, "calls to succeed again");
+    await l.stop();
+    expectFastUnavailable(l.tally);
+  });
+
+  it("Redis killed mid-load: UNAVAILABLE within 2 s, NOT_SERVING; restarted: SERVING, and no partial records", async () => {
+    const c = replica.client;
+    // A watch open across the outage keeps going: the reader resumes where it was.
+    const watched = new Set<string>();
+    let watchError: ServiceError | undefined;
+    const watch = c.watchDecisions({ decisionType: 0, includeVotes: false });
+    watch.on("data", (e: WatchDecisionsResponse) => watched.add(e.decisionId));
+    watch.on("error", (e: ServiceError) => (watchError = e));
+    await eventually(
+      async () => {
+        const probe = await review(c, { suggestion: wireSuggestion() });
+        await new Promise((r) => setTimeout(r, 100));
+        return watched.has(probe.events[probe.events.length - 1]!.decisionId);
+      },
+      5000,
+      "the watch to begin",
+    );
+
+    const l = load(c, 4);
+    await eventually(() => l.tally.ok >= 20, 5000, "some load");
+    await redis.kill();
+    const killedAt = l.tally.failures.length;
+    await eventually(async () => (await health(replica.addr)) === Serving.NOT_SERVING, 4000, "NOT_SERVING");
+    await eventually(() => l.tally.failures.length >= killedAt + 20, 8000, "calls to fail");
+    expect((await call(c, c.listReviewers, {})).reviewers).to.have.length(5);
+    const started = Date.now();
+    const err = await call(c, c.getSummary, {}).then(
+      () => undefined,
+      (e: ServiceError) => e,
+    );
+    expect(err?.code).to.equal(status.UNAVAILABLE);
+    expect(Date.now() - started).to.be.lessThan(2000);
+
+    await redis.restart();
+    await eventually(async () => (await health(replica.addr)) === Serving.SERVING, 8000, "SERVING again");
+    const okBefore = l.tally.ok;
+    await eventually(() => l.tally.ok >= okBefore + 20, 8000, "calls to succeed again");
+    await l.stop();
+    expectFastUnavailable(l.tally);
+
+    const after = await review(c, { suggestion: wireSuggestion() });
+    await eventually(() => watched.has(after.events[after.events.length - 1]!.decisionId), 5000, "the watch to see a review made after the outage");
+    expect(watchError).to.equal(undefined);
+    watch.cancel();
+
+    // Every acknowledged review is stored; counters, indexes and lessons agree with each other.
+    for (const id of l.tally.acknowledged) await call(c, c.getDecision, { id });
+    const summary = await call(c, c.getSummary, {});
+    const { decisions } = await listAll(c, 500);
+    expect(decisions.length).to.equal(summary.totalDecisions);
+    expect(new Set(decisions.map((d) => d.id)).size).to.equal(decisions.length);
+    expect(Object.values(summary.byType).reduce((x, y) => x + y, 0)).to.equal(summary.totalDecisions);
+    expect(Object.values(summary.outcomes).reduce((x, y) => x + y, 0)).to.equal(summary.totalDecisions);
+    const withOutcome = decisions.filter((d) => d.outcome !== Outcome.OUTCOME_UNSPECIFIED).length;
+    expect(summary.outcomes.success).to.equal(withOutcome);
+    let lessons = 0;
+    let pageToken = "";
+    do {
+      const page = await call(c, c.listLessons, { pageSize: 500, pageToken });
+      lessons += page.lessons.length;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(summary.learningEntries).to.equal(lessons);
+    expect(lessons).to.be.at.least(withOutcome);
+  });
+});
