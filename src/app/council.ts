@@ -171,15 +171,23 @@ export class Council {
     return reviewerProfiles(this.policy);
   }
 
-  /** Calls `onReview` for each review stored from now on whose decision passes the filter. */
+  /**
+   * Calls `onReview` for each review stored from now on whose decision passes the filter;
+   * `onLive` once nothing stored from then on can be missed.
+   */
   watch(
     decisionType: DecisionType | undefined,
     onReview: (decision: Decision) => void,
     onError: (err: Error) => void,
+    onLive: () => void,
   ): Unsubscribe {
-    return this.store.subscribe((d) => {
-      if (decisionType === undefined || d.decision === decisionType) onReview(d);
-    }, onError);
+    return this.store.subscribe(
+      (d) => {
+        if (decisionType === undefined || d.decision === decisionType) onReview(d);
+      },
+      onError,
+      onLive,
+    );
   }
 }
 

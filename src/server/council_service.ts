@@ -147,11 +147,13 @@ function watch(
         void pump();
       },
       (err) => finish(err),
+      // Response headers tell the client that the watch is live: every review stored from now on is sent.
+      () => {
+        if (!finished) call.sendMetadata(new Metadata());
+      },
     );
     watches.add(finish);
     call.on("cancelled", onCancel);
     if (call.cancelled) finish();
-    // Response headers tell the client that the watch is live: every review stored from now on is sent.
-    else call.sendMetadata(new Metadata());
   });
 }

@@ -120,8 +120,9 @@ export class MemoryStore implements Store {
     return { items, next: start > 0 ? String(start) : undefined };
   }
 
-  subscribe(onReview: (decision: Decision) => void): Unsubscribe {
+  subscribe(onReview: (decision: Decision) => void, _onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
     this.events.on("review", onReview);
+    if (onLive) queueMicrotask(onLive);
     return () => this.events.off("review", onReview);
   }
 

@@ -315,12 +315,12 @@ export class RedisStore implements Store {
 
   // ---- watch ----
 
-  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void): Unsubscribe {
+  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
     if (this.closed) {
       queueMicrotask(() => onError(new UnavailableError("the store is closed")));
       return () => undefined;
     }
-    return this.feed.subscribe(onReview, onError);
+    return this.feed.subscribe(onReview, onError, onLive);
   }
 
   // ---- health ----

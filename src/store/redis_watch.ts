@@ -167,6 +167,9 @@ export class EventFeed {
   private readonly subscribers = new Set<Subscriber>();
   /** Bumped at every start and stop; a loop runs while its generation is current. */
   private generation = 0;
+  /** Whether the running reader knows where every stream ended when it started. */
+  private live = false;
+  private waitingForLive: (() => void)[] = [];
 
   constructor(
     private readonly client: RedisClient,
@@ -175,17 +178,20 @@ export class EventFeed {
     private readonly log: Logger,
   ) {}
 
-  subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"]): Unsubscribe {
+  subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"], onLive?: () => void): Unsubscribe {
     const sub: Subscriber = { onReview, onError };
     this.subscribers.add(sub);
+    if (onLive) {
+      if (this.live) queueMicrotask(onLive);
+      else this.waitingForLive.push(onLive);
+    }
     if (this.subscribers.size === 1) {
       const generation = ++this.generation;
       void this.run(generation);
     }
     return () => {
       if (!this.subscribers.delete(sub) || this.subscribers.size > 0) return;
-      this.generation++;
-      this.source.stop();
+      this.stopReading();
     };
   }
 
@@ -197,8 +203,7 @@ export class EventFeed {
   fail(err: Error): void {
     const subs = [...this.subscribers];
     this.subscribers.clear();
-    this.generation++;
-    this.source.stop();
+    this.stopReading();
     for (const s of subs) {
       try {
         s.onError(err);
@@ -206,6 +211,13 @@ export class EventFeed {
         this.log.error({ err: e }, "watch: a subscriber's error handler threw");
       }
     }
+  }
+
+  private stopReading(): void {
+    this.generation++;
+    this.live = false;
+    this.waitingForLive = [];
+    this.source.stop();
   }
 
   /** Where each stream ends now: the reader delivers what comes after. */
@@ -229,8 +241,12 @@ export class EventFeed {
     let failures = 0;
     while (current()) {
       try {
-        positions ??= await this.positions();
-        if (!current()) return;
+        if (!positions) {
+          positions = await this.positions();
+          if (!current()) return;
+          this.live = true;
+          for (const onLive of this.waitingForLive.splice(0)) onLive();
+        }
         const { entries, full } = await this.source.read(positions);
         if (!current()) return;
         for (const e of entries) {

@@ -63,9 +63,10 @@ export interface Store {
 
   /**
    * Calls `onReview` for every review stored after this call, by any replica, in the order each
-   * store sees them. `onError` is called if the subscription breaks for good.
+   * store sees them. `onError` is called if the subscription breaks for good. `onLive` is called
+   * once the subscription is in place: no review stored after that is missed.
    */
-  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void): Unsubscribe;
+  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe;
 
   /** Whether the store can serve now (for health checks). */
   isHealthy(): boolean;

@@ -153,8 +153,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.saveReview(before, "fp");
       const got: string[] = [];
       let failed: Error | undefined;
-      const leave = store.subscribe((d) => got.push(d.id), (err) => (failed = err));
-      await new Promise((r) => setTimeout(r, 200));
+      let live!: () => void;
+      const isLive = new Promise<void>((r) => (live = r));
+      const leave = store.subscribe((d) => got.push(d.id), (err) => (failed = err), live);
+      await Promise.race([isLive, new Promise((_, reject) => setTimeout(() => reject(new Error("never live")), 5000))]);
       const after = [decision(), decision(), decision()];
       for (const d of after) await store.saveReview(d, "fp");
       const requestId = unique("req");
