@@ -4,7 +4,7 @@
  * list lessons, and watch new reviews. It knows the domain and the Store interface, not gRPC.
  */
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
-import { decisionIdForRequest, newDecisionId, suggestionFingerprint } from "../domain/identity.js";
+import { decisionIdForRequest, newDecisionId, outcomeFingerprint, suggestionFingerprint } from "../domain/identity.js";
 import { LIMITS } from "../domain/limits.js";
 import type { Decision, DecisionType, Lesson, Outcome, ReviewerProfile, ReviewerRole, Suggestion, Summary, Vote } from "../domain/model.js";
 import { reviewerProfiles, type Policy } from "../domain/policy.js";
@@ -146,14 +146,28 @@ export class Council {
     return { items: page.items, nextPageToken: issuePageToken(scope, page.next) };
   }
 
-  async recordOutcome(decisionId: string, outcome: Outcome | undefined, notes: string, lessons: string): Promise<Decision> {
+  async recordOutcome(request: {
+    decisionId: string;
+    outcome: Outcome | undefined;
+    notes: string;
+    lessons: string;
+    requestId: string;
+  }): Promise<Decision> {
+    const { decisionId, outcome, notes, lessons, requestId } = request;
     checkString("decision_id", decisionId, LIMITS.idBytes, true);
     if (outcome === undefined) throw new InvalidArgumentError("outcome", "must be set (success, failure or partial)");
     checkString("notes", notes, LIMITS.notesBytes);
     checkString("lessons", lessons, LIMITS.notesBytes);
-    const decision = await this.store.recordOutcome(decisionId, outcome, notes, lessons, this.now());
-    if (!decision) throw new NotFoundError(`decision ${JSON.stringify(decisionId)} not found`);
-    return decision;
+    checkString("request_id", requestId, LIMITS.requestIdBytes);
+    const fingerprint = outcomeFingerprint(outcome, notes, lessons);
+    const result = await this.store.recordOutcome(decisionId, { outcome, notes, lessons, at: this.now(), requestId, fingerprint });
+    if (result.kind === "not_found") throw new NotFoundError(`decision ${JSON.stringify(decisionId)} not found`);
+    if (result.kind === "exists" && result.fingerprint !== fingerprint) {
+      throw new FailedPreconditionError(
+        `request_id ${JSON.stringify(requestId)} was already used to record a different outcome of ${decisionId}; use a new request_id`,
+      );
+    }
+    return result.decision;
   }
 
   summary(): Promise<Summary> {

@@ -36,3 +36,8 @@ export function suggestionFingerprint(s: Suggestion): string {
     )
     .digest("hex");
 }
+
+/** A digest of what a RecordOutcome call records, to tell a repeat of it from a conflicting call. */
+export function outcomeFingerprint(outcome: string, notes: string, lessons: string): string {
+  return createHash("sha256").update(canonicalJson({ outcome, notes, lessons })).digest("hex");
+}

@@ -69,11 +69,11 @@ export function councilService(
       return { decisions: page.items.map(decisionToWire), nextPageToken: page.nextPageToken };
     }),
 
-    recordOutcome: unary(log, "RecordOutcome", async (req) => ({
-      decision: decisionToWire(
-        await council.recordOutcome(req.decisionId, outcomeFromWire("outcome", req.outcome), req.notes, req.lessons),
-      ),
-    })),
+    recordOutcome: unary(log, "RecordOutcome", async (req, ctx) => {
+      ctx.requestId = req.requestId || undefined;
+      const decision = await council.recordOutcome({ ...req, outcome: outcomeFromWire("outcome", req.outcome) });
+      return { decision: decisionToWire(decision) };
+    }),
 
     getSummary: unary(log, "GetSummary", async () => summaryToWire(await council.summary())),
 

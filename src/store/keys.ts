@@ -7,6 +7,7 @@
  *   council:{b7}:d:<decision id>               hash: doc (JSON of the immutable part), outcome,
  *                                                notes, lessons, implemented_at, op
  *   council:{b7}:req:<request id>              hash: id (decision id), fp (suggestion fingerprint)
+ *   council:{b7}:oreq:<decision id>:<request id>  hash: fp (fingerprint of a RecordOutcome call)
  *   council:{b7}:ix:all                        zset, score 0, members `<15-digit ms>:<decision id>`
  *   council:{b7}:ix:t:<decision type>          the same, one decision type
  *   council:{b7}:ix:s:<suggestion id>          the same, one suggestion
@@ -125,6 +126,11 @@ export class Keyspace {
 
   counts(bucket: number): string {
     return `${this.in(bucket)}counts`;
+  }
+
+  /** The idempotency key of a RecordOutcome call: per decision, in the decision's bucket. */
+  outcomeRequest(bucket: number, decisionId: string, requestId: string): string {
+    return `${this.in(bucket)}oreq:${decisionId}:${requestId}`;
   }
 
   lessons(bucket: number): string {

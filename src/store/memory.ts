@@ -4,10 +4,12 @@
  */
 import { EventEmitter } from "node:events";
 import { InvalidArgumentError } from "../domain/errors.js";
-import { emptySummary, PENDING, type Decision, type Lesson, type Outcome, type Summary } from "../domain/model.js";
+import { emptySummary, PENDING, type Decision, type Lesson, type Summary } from "../domain/model.js";
 import {
   decisionSortKey,
   type DecisionFilter,
+  type OutcomeChange,
+  type OutcomeResult,
   type Page,
   type PageRequest,
   type SaveResult,
@@ -48,6 +50,8 @@ export class MemoryStore implements Store {
   readonly description = "in-process (not durable: everything is lost at exit)";
   private readonly decisions = new Map<string, Decision>();
   private readonly byRequest = new Map<string, { id: string; fingerprint: string }>();
+  /** Outcome request ids, keyed by [decision id, request id], with their fingerprints. */
+  private readonly outcomeRequests = new Map<string, string>();
   private readonly indexes = new Map<string, SortedIndex>();
   private readonly lessons: Lesson[] = [];
   private readonly events = new EventEmitter().setMaxListeners(0);
@@ -88,9 +92,16 @@ export class MemoryStore implements Store {
     return { items, next: more && keys.length ? keys[keys.length - 1] : undefined };
   }
 
-  async recordOutcome(id: string, outcome: Outcome, notes: string, lessons: string, at: Date) {
+  async recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult> {
     const d = this.decisions.get(id);
-    if (!d) return undefined;
+    if (!d) return { kind: "not_found" };
+    const { outcome, notes, lessons, at, requestId } = change;
+    if (requestId) {
+      const key = JSON.stringify([id, requestId]);
+      const seen = this.outcomeRequests.get(key);
+      if (seen !== undefined) return { kind: "exists", decision: copy(d), fingerprint: seen };
+      this.outcomeRequests.set(key, change.fingerprint);
+    }
     this.counts.outcomes[d.outcome ?? PENDING] -= 1;
     this.counts.outcomes[outcome] += 1;
     d.outcome = outcome;
@@ -99,7 +110,7 @@ export class MemoryStore implements Store {
     d.implementedAt = at;
     this.lessons.push({ decisionId: id, outcome, lessons, notes, recordedAt: at });
     this.counts.learningEntries += 1;
-    return copy(d);
+    return { kind: "recorded", decision: copy(d) };
   }
 
   async summary(): Promise<Summary> {

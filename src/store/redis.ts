@@ -17,7 +17,7 @@ import type { ConnectionOptions } from "node:tls";
 import { Cluster, type Redis } from "ioredis";
 import { CouncilError, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
 import { decisionIdForRequest } from "../domain/identity.js";
-import { DECISION_TYPES, emptySummary, OUTCOMES, PENDING, type Decision, type Lesson, type Outcome, type Summary } from "../domain/model.js";
+import { DECISION_TYPES, emptySummary, OUTCOMES, PENDING, type Decision, type Lesson, type Summary } from "../domain/model.js";
 import type { Logger } from "../log.js";
 import { checkBucketCount, clusterSlot, DEFAULT_BUCKETS, Keyspace, metaKey } from "./keys.js";
 import { decodeDecision, decodeLesson, encodeDecision, encodeLesson, fieldMap } from "./redis_codec.js";
@@ -35,6 +35,8 @@ import { BlockingSource, EventFeed, PollingSource } from "./redis_watch.js";
 import {
   decisionSortKey,
   type DecisionFilter,
+  type OutcomeChange,
+  type OutcomeResult,
   type Page,
   type PageRequest,
   type SaveResult,
@@ -78,7 +80,7 @@ const MAX_CURSOR = 512;
 /** The custom commands defined from the Lua files. */
 interface Scripts {
   councilSaveReview(...args: string[]): Promise<string[]>;
-  councilRecordOutcome(...args: string[]): Promise<string[] | null>;
+  councilRecordOutcome(...args: string[]): Promise<(string | string[])[] | null>;
 }
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
@@ -131,7 +133,7 @@ export class RedisStore implements Store {
     const client = createClient(target, { commandTimeoutMs: o.commandTimeoutMs, connectionName: "council", tls: options.tls });
     client.on("error", () => undefined); // connection errors surface through calls and health
     client.defineCommand("councilSaveReview", { numberOfKeys: 8, lua: lua("save_review") });
-    client.defineCommand("councilRecordOutcome", { numberOfKeys: 4, lua: lua("record_outcome") });
+    client.defineCommand("councilRecordOutcome", { numberOfKeys: 5, lua: lua("record_outcome") });
     try {
       await whenReady(client, o.startTimeoutMs);
       const buckets = await RedisStore.bucketCount(client, options.prefix, checkBucketCount(options.buckets ?? DEFAULT_BUCKETS), log);
@@ -208,9 +210,10 @@ export class RedisStore implements Store {
     });
   }
 
-  async recordOutcome(id: string, outcome: Outcome, notes: string, lessons: string, at: Date): Promise<Decision | undefined> {
+  async recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult> {
     return this.op("recordOutcome", async () => {
       const k = this.keys;
+      const { outcome, notes, lessons, at } = change;
       const member = `${String(at.getTime()).padStart(15, "0")}:${id}:`;
       const lesson = encodeLesson({ decisionId: id, outcome, lessons, notes, recordedAt: at });
       const b = k.bucketOfId(id);
@@ -219,6 +222,7 @@ export class RedisStore implements Store {
         k.counts(b),
         k.lessons(b),
         k.lessonDocs(b),
+        k.outcomeRequest(b, id, change.requestId),
         outcome,
         notes,
         lessons,
@@ -226,8 +230,14 @@ export class RedisStore implements Store {
         member,
         lesson,
         randomUUID(),
+        change.requestId,
+        change.fingerprint,
       );
-      return reply === null ? undefined : decodeDecision(fieldMap(reply));
+      if (reply === null) return { kind: "not_found" };
+      const decision = decodeDecision(fieldMap(reply[reply.length - 1] as string[]));
+      if (!decision) throw new Error(`decision ${id} cannot be read back`);
+      if (reply[0] === "exists") return { kind: "exists", decision, fingerprint: reply[1] as string };
+      return { kind: "recorded", decision };
     });
   }
 

@@ -11,6 +11,24 @@ export type SaveResult =
   /** Its request_id was already taken: nothing was written; this is the review stored under it. */
   | { kind: "exists"; decision: Decision; fingerprint: string };
 
+export interface OutcomeChange {
+  outcome: Outcome;
+  notes: string;
+  lessons: string;
+  at: Date;
+  /** Idempotency key of the call, or "". */
+  requestId: string;
+  /** Identifies outcome, notes and lessons, so that a repeat can be told from a conflict. */
+  fingerprint: string;
+}
+
+/** What recording an outcome did. */
+export type OutcomeResult =
+  | { kind: "recorded"; decision: Decision }
+  /** The request_id was already used for this decision: nothing was written. */
+  | { kind: "exists"; decision: Decision; fingerprint: string }
+  | { kind: "not_found" };
+
 export interface DecisionFilter {
   decisionType?: DecisionType;
   suggestionId?: string;
@@ -51,9 +69,10 @@ export interface Store {
 
   /**
    * Replaces the decision's outcome, notes and lessons, sets implemented_at, appends a lesson
-   * and moves the outcome counters, atomically. Undefined when there is no such decision.
+   * and moves the outcome counters, atomically. With a request_id, does so only if that id is
+   * still free for this decision.
    */
-  recordOutcome(id: string, outcome: Outcome, notes: string, lessons: string, at: Date): Promise<Decision | undefined>;
+  recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult>;
 
   /** Exact counts, read from counters. */
   summary(): Promise<Summary>;

@@ -31,7 +31,7 @@ function load(client: CouncilServiceClient, n: number) {
         tally.acknowledged.push(last.value.id);
         const outcomeStarted = Date.now();
         try {
-          await call(client, client.recordOutcome, { decisionId: last.value.id, outcome: Outcome.OUTCOME_SUCCESS, notes: "n", lessons: "l" });
+          await call(client, client.recordOutcome, { decisionId: last.value.id, outcome: Outcome.OUTCOME_SUCCESS, notes: "n", lessons: "l", requestId: "" });
         } catch (err) {
           tally.failures.push({ code: (err as ServiceError).code, ms: Date.now() - outcomeStarted });
           await new Promise((res) => setTimeout(res, 20));

@@ -159,6 +159,7 @@ describe("ReviewSuggestion over gRPC", () => {
       outcome: Outcome.OUTCOME_FAILURE,
       notes: "broke staging",
       lessons: "run the integration suite",
+      requestId: "",
     });
     expect(first.decision?.outcome).to.equal(Outcome.OUTCOME_FAILURE);
     expect(first.decision?.implementedAt).to.be.instanceOf(Date);
@@ -167,6 +168,7 @@ describe("ReviewSuggestion over gRPC", () => {
       outcome: Outcome.OUTCOME_SUCCESS,
       notes: "fixed forward",
       lessons: "canary first",
+      requestId: "",
     });
     expect(second.decision).to.deep.include({ outcome: Outcome.OUTCOME_SUCCESS, outcomeNotes: "fixed forward", lessonsLearned: "canary first" });
     const summary = await call(c.client, c.client.getSummary, {});
@@ -183,6 +185,20 @@ describe("ReviewSuggestion over gRPC", () => {
     const lessons = await call(c.client, c.client.listLessons, { pageSize: 0, pageToken: "" });
     expect(lessons.lessons.map((l) => l.lessons)).to.deep.equal(["canary first", "run the integration suite"]);
     expect(lessons.nextPageToken).to.equal("");
+  });
+
+  it("records an outcome once per request_id: a retry returns the decision, a different outcome is refused", async () => {
+    const id = (await review(c.client, { suggestion: wireSuggestion() })).events[5]!.decisionId;
+    const req = { decisionId: id, outcome: Outcome.OUTCOME_SUCCESS, notes: "shipped", lessons: "fine", requestId: unique("oreq") };
+    const first = await call(c.client, c.client.recordOutcome, req);
+    const retry = await call(c.client, c.client.recordOutcome, { ...req });
+    expect(retry.decision).to.deep.equal(first.decision);
+    const summary = await call(c.client, c.client.getSummary, {});
+    expect(summary.learningEntries).to.equal(1);
+    expect(summary.outcomes.success).to.equal(1);
+    const conflict = await call(c.client, c.client.recordOutcome, { ...req, outcome: Outcome.OUTCOME_FAILURE }).catch((e) => e);
+    expect(conflict.code).to.equal(status.FAILED_PRECONDITION);
+    expect(conflict.details).to.include(req.requestId);
   });
 
   it("pages through 120 decisions newest first, each exactly once, with filters", async () => {

@@ -3,7 +3,7 @@
  * file calls `storeContract` with a factory that gives a fresh, empty store.
  */
 import { expect } from "chai";
-import type { Decision } from "../../src/domain/model.js";
+import type { Decision, Outcome } from "../../src/domain/model.js";
 import type { Store } from "../../src/store/store.js";
 import { decision, suggestion, unique } from "../support/fixtures.js";
 
@@ -124,13 +124,24 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.saveReview(b, "fp");
       const t1 = new Date("2026-03-01T00:00:00.000Z");
       const t2 = new Date("2026-03-02T00:00:00.000Z");
-      const r1 = await store.recordOutcome(a.id, "failure", "rolled back", "test first", t1);
-      expect(r1).to.deep.include({ outcome: "failure", outcomeNotes: "rolled back", lessonsLearned: "test first" });
-      expect(r1!.implementedAt).to.deep.equal(t1);
-      const r2 = await store.recordOutcome(a.id, "success", "fixed", "second try", t2);
-      expect(r2).to.deep.include({ outcome: "success", outcomeNotes: "fixed", lessonsLearned: "second try" });
-      expect(await store.getDecision(a.id)).to.deep.equal(r2);
-      expect(await store.recordOutcome("dec-missing", "success", "", "", t2)).to.equal(undefined);
+      const change = (outcome: Outcome, notes: string, lessons: string, at: Date, requestId = "") => ({
+        outcome,
+        notes,
+        lessons,
+        at,
+        requestId,
+        fingerprint: `${outcome}/${notes}/${lessons}`,
+      });
+      const r1 = await store.recordOutcome(a.id, change("failure", "rolled back", "test first", t1));
+      expect(r1.kind).to.equal("recorded");
+      const d1 = (r1 as { decision: Decision }).decision;
+      expect(d1).to.deep.include({ outcome: "failure", outcomeNotes: "rolled back", lessonsLearned: "test first" });
+      expect(d1.implementedAt).to.deep.equal(t1);
+      const r2 = await store.recordOutcome(a.id, change("success", "fixed", "second try", t2));
+      const d2 = (r2 as { decision: Decision }).decision;
+      expect(d2).to.deep.include({ outcome: "success", outcomeNotes: "fixed", lessonsLearned: "second try" });
+      expect(await store.getDecision(a.id)).to.deep.equal(d2);
+      expect(await store.recordOutcome("dec-missing", change("success", "", "", t2))).to.deep.equal({ kind: "not_found" });
 
       const summary = await store.summary();
       expect(summary).to.deep.equal({
@@ -146,6 +157,33 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const rest = await store.listLessons({ limit: 5, cursor: lessons.next });
       expect(rest.items.map((l) => l.lessons)).to.deep.equal(["test first"]);
       expect(rest.next).to.equal(undefined);
+    });
+
+    it("records an outcome once per request_id and decision, and reports the first on a repeat", async () => {
+      const a = decision();
+      const b = decision();
+      await store.saveReview(a, "fp");
+      await store.saveReview(b, "fp");
+      const requestId = unique("oreq");
+      const at = new Date("2026-04-01T00:00:00.000Z");
+      const first = await store.recordOutcome(a.id, { outcome: "partial", notes: "n", lessons: "l", at, requestId, fingerprint: "fp-1" });
+      expect(first.kind).to.equal("recorded");
+      const again = await store.recordOutcome(a.id, {
+        outcome: "success",
+        notes: "other",
+        lessons: "other",
+        at: new Date(),
+        requestId,
+        fingerprint: "fp-2",
+      });
+      expect(again).to.deep.equal({ kind: "exists", decision: (first as { decision: Decision }).decision, fingerprint: "fp-1" });
+      // The same request_id on another decision is another call.
+      expect((await store.recordOutcome(b.id, { outcome: "success", notes: "", lessons: "", at, requestId, fingerprint: "fp-1" })).kind).to.equal(
+        "recorded",
+      );
+      const summary = await store.summary();
+      expect(summary.learningEntries).to.equal(2);
+      expect(summary.outcomes).to.deep.equal({ success: 1, failure: 0, partial: 1, pending: 0 });
     });
 
     it("tells subscribers about every review stored after they subscribed, and stops when they leave", async () => {

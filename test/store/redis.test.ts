@@ -175,7 +175,7 @@ describe("Redis store", function () {
         const requestId = unique("req");
         const d = decision({ requestId });
         await a.saveReview(d, "fp");
-        await a.recordOutcome(d.id, "success", "n", "l", new Date());
+        await a.recordOutcome(d.id, { outcome: "success", notes: "n", lessons: "l", at: new Date(), requestId: "", fingerprint: "" });
         expect(await b.getDecision(d.id)).to.equal(undefined);
         expect(await b.findByRequestId(requestId)).to.equal(undefined);
         expect((await b.listDecisions({}, { limit: 10 })).items).to.deep.equal([]);

@@ -149,11 +149,23 @@ export class CouncilClient {
     } while (pageToken);
   }
 
-  /** Records an outcome. Not retried: each call appends a lesson entry. */
-  recordOutcome(decisionId: string, outcome: Outcome, details: { notes?: string; lessons?: string } = {}): Promise<Decision> {
-    return this.unary(this.stub.recordOutcome, { decisionId, outcome, notes: details.notes ?? "", lessons: details.lessons ?? "" }).then(
-      (r) => r.decision!,
-    );
+  /**
+   * Records an outcome. It carries a request_id (yours, or a generated one) that every retry
+   * reuses, so a retry after a lost reply does not append a second lesson.
+   */
+  recordOutcome(
+    decisionId: string,
+    outcome: Outcome,
+    details: { notes?: string; lessons?: string; requestId?: string } = {},
+  ): Promise<Decision> {
+    const request = {
+      decisionId,
+      outcome,
+      notes: details.notes ?? "",
+      lessons: details.lessons ?? "",
+      requestId: details.requestId ?? randomUUID(),
+    };
+    return this.withRetry(() => this.unary(this.stub.recordOutcome, request)).then((r) => r.decision!);
   }
 
   summary(): Promise<GetSummaryResponse> {

@@ -164,6 +164,26 @@ describe("TypeScript client", () => {
     expect(mine.map((e) => e.kind)).to.deep.equal(["vote", "vote", "vote", "vote", "vote", "decision"]);
   });
 
+  it("retries an outcome whose reply was lost with the same request_id: one lesson", async () => {
+    const decision = await client.review(suggestion()).decision;
+    // The HTTP/2 handshake is under 200 bytes and the reply, a whole decision, well over: the first
+    // connection dies while the reply comes back, after the server has recorded the outcome.
+    const proxy = await flakyProxy(200);
+    const flaky = connect(proxy.addr, { retry: { attempts: 5, initialBackoffMs: 50, maxBackoffMs: 200 } });
+    try {
+      const before = await client.summary();
+      const lessons = uid("lesson");
+      const updated = await flaky.recordOutcome(decision.id, Outcome.OUTCOME_SUCCESS, { lessons });
+      expect(updated.lessonsLearned).to.equal(lessons);
+      expect(proxy.cuts()).to.equal(1);
+      const after = await client.summary();
+      expect(after.learningEntries - before.learningEntries).to.equal(1);
+    } finally {
+      flaky.close();
+      proxy.close();
+    }
+  });
+
   it("records outcomes, reads the summary, lessons and reviewers", async () => {
     const decision = await client.review(suggestion()).decision;
     const before = await client.summary();

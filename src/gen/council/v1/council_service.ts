@@ -112,6 +112,12 @@ export interface RecordOutcomeRequest {
   notes: string;
   /** lessons are what was learned, kept as a lesson entry. */
   lessons: string;
+  /**
+   * request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
+   * and lessons returns the decision without recording again; with different ones it fails
+   * FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+   */
+  requestId: string;
 }
 
 /** RecordOutcomeResponse carries the updated decision. */
@@ -814,7 +820,7 @@ export const ListDecisionsResponse: MessageFns<ListDecisionsResponse> = {
 };
 
 function createBaseRecordOutcomeRequest(): RecordOutcomeRequest {
-  return { decisionId: "", outcome: 0, notes: "", lessons: "" };
+  return { decisionId: "", outcome: 0, notes: "", lessons: "", requestId: "" };
 }
 
 export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
@@ -830,6 +836,9 @@ export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
     }
     if (message.lessons !== "") {
       writer.uint32(34).string(message.lessons);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(42).string(message.requestId);
     }
     return writer;
   },
@@ -879,6 +888,14 @@ export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
             message.lessons = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -901,6 +918,11 @@ export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
       outcome: isSet(object.outcome) ? outcomeFromJSON(object.outcome) : 0,
       notes: isSet(object.notes) ? globalThis.String(object.notes) : "",
       lessons: isSet(object.lessons) ? globalThis.String(object.lessons) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -918,6 +940,9 @@ export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
     if (message.lessons !== "") {
       obj.lessons = message.lessons;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -930,6 +955,7 @@ export const RecordOutcomeRequest: MessageFns<RecordOutcomeRequest> = {
     message.outcome = object.outcome ?? 0;
     message.notes = object.notes ?? "";
     message.lessons = object.lessons ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };

@@ -421,7 +421,11 @@ type RecordOutcomeRequest struct {
 	// notes describe the outcome.
 	Notes string `protobuf:"bytes,3,opt,name=notes,proto3" json:"notes,omitempty"`
 	// lessons are what was learned, kept as a lesson entry.
-	Lessons       string `protobuf:"bytes,4,opt,name=lessons,proto3" json:"lessons,omitempty"`
+	Lessons string `protobuf:"bytes,4,opt,name=lessons,proto3" json:"lessons,omitempty"`
+	// request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
+	// and lessons returns the decision without recording again; with different ones it fails
+	// FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -480,6 +484,13 @@ func (x *RecordOutcomeRequest) GetNotes() string {
 func (x *RecordOutcomeRequest) GetLessons() string {
 	if x != nil {
 		return x.Lessons
+	}
+	return ""
+}
+
+func (x *RecordOutcomeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1043,13 +1054,15 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"s\n" +
 	"\x15ListDecisionsResponse\x122\n" +
 	"\tdecisions\x18\x01 \x03(\v2\x14.council.v1.DecisionR\tdecisions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
 	"\x14RecordOutcomeRequest\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12-\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x13.council.v1.OutcomeR\aoutcome\x12\x14\n" +
 	"\x05notes\x18\x03 \x01(\tR\x05notes\x12\x18\n" +
-	"\alessons\x18\x04 \x01(\tR\alessons\"I\n" +
+	"\alessons\x18\x04 \x01(\tR\alessons\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"I\n" +
 	"\x15RecordOutcomeResponse\x120\n" +
 	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"\x13\n" +
 	"\x11GetSummaryRequest\"\x94\x03\n" +

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from council_client._gen.council.v1 import review_pb2 as council_dot_v1_dot_review__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n council/v1/council_service.proto\x12\ncouncil.v1\x1a\x17\x63ouncil/v1/review.proto\"\x89\x01\n\x17ReviewSuggestionRequest\x12\x36\n\nsuggestion\x18\x01 \x01(\x0b\x32\x16.council.v1.SuggestionR\nsuggestion\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12\x17\n\x07\x64ry_run\x18\x03 \x01(\x08R\x06\x64ryRun\"\xc5\x01\n\x18ReviewSuggestionResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"$\n\x12GetDecisionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"G\n\x13GetDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\xb6\x01\n\x14ListDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rsuggestion_id\x18\x02 \x01(\tR\x0csuggestionId\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"s\n\x15ListDecisionsResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.council.v1.DecisionR\tdecisions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x01\n\x14RecordOutcomeRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.council.v1.OutcomeR\x07outcome\x12\x14\n\x05notes\x18\x03 \x01(\tR\x05notes\x12\x18\n\x07lessons\x18\x04 \x01(\tR\x07lessons\"I\n\x15RecordOutcomeResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x13\n\x11GetSummaryRequest\"\x94\x03\n\x12GetSummaryResponse\x12\'\n\x0ftotal_decisions\x18\x01 \x01(\x03R\x0etotalDecisions\x12\x43\n\x07\x62y_type\x18\x02 \x03(\x0b\x32*.council.v1.GetSummaryResponse.ByTypeEntryR\x06\x62yType\x12H\n\x08outcomes\x18\x03 \x03(\x0b\x32,.council.v1.GetSummaryResponse.OutcomesEntryR\x08outcomes\x12#\n\rauto_approved\x18\x04 \x01(\x03R\x0c\x61utoApproved\x12)\n\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x1a\x39\n\x0b\x42yTypeEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rOutcomesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"P\n\x12ListLessonsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"k\n\x13ListLessonsResponse\x12,\n\x07lessons\x18\x01 \x03(\x0b\x32\x12.council.v1.LessonR\x07lessons\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"{\n\x15WatchDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rinclude_votes\x18\x02 \x01(\x08R\x0cincludeVotes\"\xc3\x01\n\x16WatchDecisionsResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"\x16\n\x14ListReviewersRequest\"y\n\x15ListReviewersResponse\x12\x39\n\treviewers\x18\x01 \x03(\x0b\x32\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xbb\x05\n\x0e\x43ouncilService\x12_\n\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n\x0bGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .council.v1.ListDecisionsRequest\x1a!.council.v1.ListDecisionsResponse\x12T\n\rRecordOutcome\x12 .council.v1.RecordOutcomeRequest\x1a!.council.v1.RecordOutcomeResponse\x12K\n\nGetSummary\x12\x1d.council.v1.GetSummaryRequest\x1a\x1e.council.v1.GetSummaryResponse\x12N\n\x0bListLessons\x12\x1e.council.v1.ListLessonsRequest\x1a\x1f.council.v1.ListLessonsResponse\x12Y\n\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n council/v1/council_service.proto\x12\ncouncil.v1\x1a\x17\x63ouncil/v1/review.proto\"\x89\x01\n\x17ReviewSuggestionRequest\x12\x36\n\nsuggestion\x18\x01 \x01(\x0b\x32\x16.council.v1.SuggestionR\nsuggestion\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12\x17\n\x07\x64ry_run\x18\x03 \x01(\x08R\x06\x64ryRun\"\xc5\x01\n\x18ReviewSuggestionResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"$\n\x12GetDecisionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"G\n\x13GetDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\xb6\x01\n\x14ListDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rsuggestion_id\x18\x02 \x01(\tR\x0csuggestionId\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"s\n\x15ListDecisionsResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.council.v1.DecisionR\tdecisions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n\x14RecordOutcomeRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.council.v1.OutcomeR\x07outcome\x12\x14\n\x05notes\x18\x03 \x01(\tR\x05notes\x12\x18\n\x07lessons\x18\x04 \x01(\tR\x07lessons\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"I\n\x15RecordOutcomeResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x13\n\x11GetSummaryRequest\"\x94\x03\n\x12GetSummaryResponse\x12\'\n\x0ftotal_decisions\x18\x01 \x01(\x03R\x0etotalDecisions\x12\x43\n\x07\x62y_type\x18\x02 \x03(\x0b\x32*.council.v1.GetSummaryResponse.ByTypeEntryR\x06\x62yType\x12H\n\x08outcomes\x18\x03 \x03(\x0b\x32,.council.v1.GetSummaryResponse.OutcomesEntryR\x08outcomes\x12#\n\rauto_approved\x18\x04 \x01(\x03R\x0c\x61utoApproved\x12)\n\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x1a\x39\n\x0b\x42yTypeEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rOutcomesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"P\n\x12ListLessonsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"k\n\x13ListLessonsResponse\x12,\n\x07lessons\x18\x01 \x03(\x0b\x32\x12.council.v1.LessonR\x07lessons\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"{\n\x15WatchDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rinclude_votes\x18\x02 \x01(\x08R\x0cincludeVotes\"\xc3\x01\n\x16WatchDecisionsResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"\x16\n\x14ListReviewersRequest\"y\n\x15ListReviewersResponse\x12\x39\n\treviewers\x18\x01 \x03(\x0b\x32\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xbb\x05\n\x0e\x43ouncilService\x12_\n\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n\x0bGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .council.v1.ListDecisionsRequest\x1a!.council.v1.ListDecisionsResponse\x12T\n\rRecordOutcome\x12 .council.v1.RecordOutcomeRequest\x1a!.council.v1.RecordOutcomeResponse\x12K\n\nGetSummary\x12\x1d.council.v1.GetSummaryRequest\x1a\x1e.council.v1.GetSummaryResponse\x12N\n\x0bListLessons\x12\x1e.council.v1.ListLessonsRequest\x1a\x1f.council.v1.ListLessonsResponse\x12Y\n\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,29 +49,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDECISIONSRESPONSE']._serialized_start=709
   _globals['_LISTDECISIONSRESPONSE']._serialized_end=824
   _globals['_RECORDOUTCOMEREQUEST']._serialized_start=827
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=977
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=979
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1052
-  _globals['_GETSUMMARYREQUEST']._serialized_start=1054
-  _globals['_GETSUMMARYREQUEST']._serialized_end=1073
-  _globals['_GETSUMMARYRESPONSE']._serialized_start=1076
-  _globals['_GETSUMMARYRESPONSE']._serialized_end=1480
-  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_start=1362
-  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_end=1419
-  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_start=1421
-  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_end=1480
-  _globals['_LISTLESSONSREQUEST']._serialized_start=1482
-  _globals['_LISTLESSONSREQUEST']._serialized_end=1562
-  _globals['_LISTLESSONSRESPONSE']._serialized_start=1564
-  _globals['_LISTLESSONSRESPONSE']._serialized_end=1671
-  _globals['_WATCHDECISIONSREQUEST']._serialized_start=1673
-  _globals['_WATCHDECISIONSREQUEST']._serialized_end=1796
-  _globals['_WATCHDECISIONSRESPONSE']._serialized_start=1799
-  _globals['_WATCHDECISIONSRESPONSE']._serialized_end=1994
-  _globals['_LISTREVIEWERSREQUEST']._serialized_start=1996
-  _globals['_LISTREVIEWERSREQUEST']._serialized_end=2018
-  _globals['_LISTREVIEWERSRESPONSE']._serialized_start=2020
-  _globals['_LISTREVIEWERSRESPONSE']._serialized_end=2141
-  _globals['_COUNCILSERVICE']._serialized_start=2144
-  _globals['_COUNCILSERVICE']._serialized_end=2843
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1008
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1010
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1083
+  _globals['_GETSUMMARYREQUEST']._serialized_start=1085
+  _globals['_GETSUMMARYREQUEST']._serialized_end=1104
+  _globals['_GETSUMMARYRESPONSE']._serialized_start=1107
+  _globals['_GETSUMMARYRESPONSE']._serialized_end=1511
+  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_start=1393
+  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_end=1450
+  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_start=1452
+  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_end=1511
+  _globals['_LISTLESSONSREQUEST']._serialized_start=1513
+  _globals['_LISTLESSONSREQUEST']._serialized_end=1593
+  _globals['_LISTLESSONSRESPONSE']._serialized_start=1595
+  _globals['_LISTLESSONSRESPONSE']._serialized_end=1702
+  _globals['_WATCHDECISIONSREQUEST']._serialized_start=1704
+  _globals['_WATCHDECISIONSREQUEST']._serialized_end=1827
+  _globals['_WATCHDECISIONSRESPONSE']._serialized_start=1830
+  _globals['_WATCHDECISIONSRESPONSE']._serialized_end=2025
+  _globals['_LISTREVIEWERSREQUEST']._serialized_start=2027
+  _globals['_LISTREVIEWERSREQUEST']._serialized_end=2049
+  _globals['_LISTREVIEWERSRESPONSE']._serialized_start=2051
+  _globals['_LISTREVIEWERSRESPONSE']._serialized_end=2172
+  _globals['_COUNCILSERVICE']._serialized_start=2175
+  _globals['_COUNCILSERVICE']._serialized_end=2874
 # @@protoc_insertion_point(module_scope)

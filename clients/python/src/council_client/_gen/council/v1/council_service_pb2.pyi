@@ -211,6 +211,7 @@ class RecordOutcomeRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
     LESSONS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     """decision_id is the decision that was implemented."""
     outcome: _review_pb2.Outcome.ValueType
@@ -219,6 +220,11 @@ class RecordOutcomeRequest(_message.Message):
     """notes describe the outcome."""
     lessons: _builtins.str
     """lessons are what was learned, kept as a lesson entry."""
+    request_id: _builtins.str
+    """request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
+    and lessons returns the decision without recording again; with different ones it fails
+    FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+    """
     def __init__(
         self,
         *,
@@ -226,10 +232,11 @@ class RecordOutcomeRequest(_message.Message):
         outcome: _review_pb2.Outcome.ValueType = ...,
         notes: _builtins.str = ...,
         lessons: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "lessons", b"lessons", "notes", b"notes", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "lessons", b"lessons", "notes", b"notes", "outcome", b"outcome", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
