@@ -10,4 +10,6 @@ ensure_tools
 [ -d node_modules ] || npm ci --no-audit --no-fund
 echo "typecheck: tsc --noEmit"
 npx tsc --noEmit -p tsconfig.json
+# With arguments (e.g. `npm test -- test/server/watch.test.ts`), only those files run.
+if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; fi
 npx mocha "$@"
