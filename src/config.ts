@@ -8,6 +8,7 @@ import { PolicyError, parsePolicyText, type Policy } from "./domain/policy.js";
 import { PRESETS } from "./domain/presets.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 import { DEFAULT_BUCKETS, MAX_BUCKETS } from "./store/keys.js";
+import { parseRedisUrl } from "./store/redis_connection.js";
 
 export interface Config {
   addr: string;
@@ -127,9 +128,10 @@ function checkAddr(source: string, addr: string): void {
 }
 
 function checkRedisUrl(source: string, url: string): void {
-  const schemes = ["redis://", "rediss://", "redis+cluster://"];
-  if (!schemes.some((s) => url.startsWith(s))) {
-    throw new ConfigError(`${source} must start with ${schemes.join(", ")}, got ${JSON.stringify(url)}`);
+  try {
+    parseRedisUrl(url);
+  } catch (err) {
+    throw new ConfigError(`${source}: ${(err as Error).message.replace(/^REDIS_URL:? ?/, "")}`);
   }
 }
 
