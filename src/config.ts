@@ -21,6 +21,8 @@ export interface Config {
   redisBuckets: number;
   logLevel: LogLevel;
   shutdownGraceMs: number;
+  /** host:port for Prometheus metrics; undefined: not served. */
+  metricsAddr: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +53,12 @@ const SETTINGS = {
     help: `buckets of a new Redis keyspace (1-${MAX_BUCKETS}; an existing keyspace keeps its count)`,
   },
   logLevel: { flag: "--log-level", env: "COUNCIL_LOG_LEVEL", default: "info", help: LOG_LEVELS.join(", ") },
+  metricsAddr: {
+    flag: "--metrics-addr",
+    env: "COUNCIL_METRICS_ADDR",
+    default: undefined,
+    help: "host:port to serve Prometheus metrics on (GET /metrics); unset: not served",
+  },
   shutdownGraceMs: {
     flag: "--shutdown-grace-ms",
     env: "COUNCIL_SHUTDOWN_GRACE_MS",
@@ -111,6 +119,8 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > 600_000) {
     throw new ConfigError(`${grace.source} must be a whole number of milliseconds from 0 to 600000, got ${JSON.stringify(grace.value)}`);
   }
+  const metrics = raw("metricsAddr");
+  if (metrics.value !== undefined) checkAddr(metrics.source, metrics.value);
   return {
     addr: addr.value!,
     policy: policy.value,
@@ -119,6 +129,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     redisBuckets: bucketCount,
     logLevel: level.value as LogLevel,
     shutdownGraceMs: graceMs,
+    metricsAddr: metrics.value,
   };
 }
 

@@ -24,10 +24,11 @@ async function main(): Promise<void> {
 
   const store = await openStore(config, log);
   const council = new Council(store, policy);
-  const server = await CouncilServer.start({ council, store, log, addr: config.addr });
+  const server = await CouncilServer.start({ council, store, log, addr: config.addr, metricsAddr: config.metricsAddr });
   const host = config.addr.slice(0, config.addr.lastIndexOf(":"));
+  const metrics = server.metricsPort === undefined ? undefined : `${config.metricsAddr!.slice(0, config.metricsAddr!.lastIndexOf(":"))}:${server.metricsPort}`;
   log.info(
-    { addr: `${host}:${server.port}`, store: store.description, policyVersion: policy.version },
+    { addr: `${host}:${server.port}`, store: store.description, policyVersion: policy.version, metrics },
     `council listening on ${host}:${server.port}, store ${store.description}, policy ${policy.version}`,
   );
 

@@ -24,6 +24,7 @@ describe("configuration", () => {
       redisBuckets: 16,
       logLevel: "info",
       shutdownGraceMs: 10000,
+      metricsAddr: undefined,
     });
   });
 
@@ -45,6 +46,7 @@ describe("configuration", () => {
     expect(fails(() => loadConfig([], { COUNCIL_LOG_LEVEL: "loud" }))).to.include("COUNCIL_LOG_LEVEL must be one of");
     expect(fails(() => loadConfig(["--redis-prefix", "a b"], {}))).to.include("--redis-prefix must be");
     expect(fails(() => loadConfig(["--bogus"], {}))).to.include('unknown argument "--bogus"');
+    expect(fails(() => loadConfig(["--metrics-addr", "9464"], {}))).to.include("--metrics-addr must be host:port");
     expect(fails(() => loadConfig([], { COUNCIL_REDIS_BUCKETS: "0" }))).to.include("COUNCIL_REDIS_BUCKETS must be a whole number from 1 to 1024");
     expect(fails(() => loadConfig(["--addr"], {}))).to.include("--addr needs a value");
   });

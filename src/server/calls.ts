@@ -11,7 +11,14 @@ import {
   type ServerWritableStream,
 } from "@grpc/grpc-js";
 import type { Logger } from "../log.js";
+import type { Metrics } from "./metrics.js";
 import { serviceError, toGrpcError } from "./status.js";
+
+/** Where each call is reported: one log line, and the call metrics. */
+export interface Telemetry {
+  log: Logger;
+  metrics: Metrics;
+}
 
 /** Marks, for the log, a stream that ended because its caller cancelled it. */
 const CANCELLED = Symbol("cancelled");
@@ -25,21 +32,26 @@ function requestIdOf(call: ServerUnaryCall<unknown, unknown> | ServerWritableStr
   return ctx.requestId || (call.metadata.get("x-request-id")[0] as string | undefined) || undefined;
 }
 
-function finish(log: Logger, method: string, started: number, requestId: string | undefined, err?: unknown) {
-  const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+function finish(t: Telemetry, method: string, started: number, requestId: string | undefined, err?: unknown) {
+  const seconds = (performance.now() - started) / 1000;
+  const durationMs = Math.round(seconds * 1_000_000) / 1000;
+  t.metrics.callSeconds.observe({ method }, seconds);
   if (err === undefined || err === CANCELLED) {
-    log.info({ method, status: err === CANCELLED ? "CANCELLED" : "OK", durationMs, requestId }, "call");
+    const code = err === CANCELLED ? "CANCELLED" : "OK";
+    t.metrics.calls.inc({ method, code });
+    t.log.info({ method, status: code, durationMs, requestId }, "call");
     return undefined;
   }
   const mapped = toGrpcError(err);
   const line = { method, status: status[mapped.code], durationMs, requestId };
-  if (mapped.internal) log.error({ ...line, err }, "call failed");
-  else log.info({ ...line, details: mapped.details }, "call");
+  t.metrics.calls.inc({ method, code: line.status });
+  if (mapped.internal) t.log.error({ ...line, err }, "call failed");
+  else t.log.info({ ...line, details: mapped.details }, "call");
   return mapped;
 }
 
 export function unary<Req, Res>(
-  log: Logger,
+  t: Telemetry,
   method: string,
   fn: (request: Req, ctx: CallContext, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
@@ -48,11 +60,11 @@ export function unary<Req, Res>(
     const ctx: CallContext = {};
     fn(call.request, ctx, call).then(
       (response) => {
-        finish(log, method, started, requestIdOf(call, ctx));
+        finish(t, method, started, requestIdOf(call, ctx));
         callback(null, response);
       },
       (err: unknown) => {
-        const mapped = finish(log, method, started, requestIdOf(call, ctx), err)!;
+        const mapped = finish(t, method, started, requestIdOf(call, ctx), err)!;
         callback(serviceError(mapped));
       },
     );
@@ -86,7 +98,7 @@ export class StreamWriter<Res> {
 }
 
 export function serverStream<Req, Res>(
-  log: Logger,
+  t: Telemetry,
   method: string,
   fn: (request: Req, out: StreamWriter<Res>, ctx: CallContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
@@ -96,11 +108,11 @@ export function serverStream<Req, Res>(
     const out = new StreamWriter<Res>(call as ServerWritableStream<unknown, Res>);
     fn(call.request, out, ctx, call).then(
       () => {
-        finish(log, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : undefined);
+        finish(t, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : undefined);
         if (!out.gone) call.end();
       },
       (err: unknown) => {
-        const mapped = finish(log, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : err);
+        const mapped = finish(t, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : err);
         if (mapped && !out.gone) call.emit("error", serviceError(mapped));
       },
     );

@@ -9,8 +9,7 @@ import type {
   WatchDecisionsRequest,
   WatchDecisionsResponse,
 } from "../gen/council/v1/council_service.js";
-import type { Logger } from "../log.js";
-import { serverStream, StreamWriter, unary } from "./calls.js";
+import { serverStream, StreamWriter, unary, type Telemetry } from "./calls.js";
 import {
   decisionToWire,
   decisionTypeFromWire,
@@ -39,28 +38,30 @@ function reviewEvents(d: Decision, includeVotes: boolean): ReviewSuggestionRespo
 
 export function councilService(
   council: Council,
-  log: Logger,
+  t: Telemetry,
   options: CouncilServiceOptions,
 ): { implementation: CouncilServiceServer; closeWatches: CloseWatches } {
   const watches = new Set<(err: Error) => void>();
 
   const implementation: CouncilServiceServer = {
-    reviewSuggestion: serverStream(log, "ReviewSuggestion", async (req, out, ctx) => {
+    reviewSuggestion: serverStream(t, "ReviewSuggestion", async (req, out, ctx) => {
       ctx.requestId = req.requestId || undefined;
       const suggestion = suggestionFromWire(req.suggestion);
-      const { decision } = await council.review(
+      const { decision, replayed, stored } = await council.review(
         { suggestion, requestId: req.requestId, dryRun: req.dryRun },
         (vote, decisionId) =>
           out.write({ event: { $case: "vote", value: voteToWire(vote) }, decisionId, suggestionId: suggestion.id }),
       );
+      t.metrics.reviews.inc({ result: stored ? "stored" : replayed ? "replayed" : "dry_run" });
+      if (stored) t.metrics.decisions.inc({ type: decision.decision });
       await out.write(reviewEvents(decision, false)[0]!);
     }),
 
-    getDecision: unary(log, "GetDecision", async (req) => ({
+    getDecision: unary(t, "GetDecision", async (req) => ({
       decision: decisionToWire(await council.getDecision(req.id)),
     })),
 
-    listDecisions: unary(log, "ListDecisions", async (req) => {
+    listDecisions: unary(t, "ListDecisions", async (req) => {
       const page = await council.listDecisions(
         { decisionType: decisionTypeFromWire("decision_type", req.decisionType), suggestionId: req.suggestionId },
         req.pageSize,
@@ -69,24 +70,29 @@ export function councilService(
       return { decisions: page.items.map(decisionToWire), nextPageToken: page.nextPageToken };
     }),
 
-    recordOutcome: unary(log, "RecordOutcome", async (req, ctx) => {
+    recordOutcome: unary(t, "RecordOutcome", async (req, ctx) => {
       ctx.requestId = req.requestId || undefined;
       const decision = await council.recordOutcome({ ...req, outcome: outcomeFromWire("outcome", req.outcome) });
       return { decision: decisionToWire(decision) };
     }),
 
-    getSummary: unary(log, "GetSummary", async () => summaryToWire(await council.summary())),
+    getSummary: unary(t, "GetSummary", async () => summaryToWire(await council.summary())),
 
-    listLessons: unary(log, "ListLessons", async (req) => {
+    listLessons: unary(t, "ListLessons", async (req) => {
       const page = await council.listLessons(req.pageSize, req.pageToken);
       return { lessons: page.items.map(lessonToWire), nextPageToken: page.nextPageToken };
     }),
 
-    watchDecisions: serverStream(log, "WatchDecisions", (req, out, _ctx, call) =>
-      watch(council, req, out, call, options.watchBufferMessages, watches),
-    ),
+    watchDecisions: serverStream(t, "WatchDecisions", async (req, out, _ctx, call) => {
+      t.metrics.watchers.inc();
+      try {
+        await watch(council, req, out, call, options.watchBufferMessages, watches);
+      } finally {
+        t.metrics.watchers.dec();
+      }
+    }),
 
-    listReviewers: unary(log, "ListReviewers", async () => ({
+    listReviewers: unary(t, "ListReviewers", async () => ({
       reviewers: council.reviewers().map(profileToWire),
       policyVersion: council.policy.version,
     })),

@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
 import { councilService } from "./council_service.js";
 import { Health } from "./health.js";
+import { Metrics, serveMetrics } from "./metrics.js";
 import { DescriptorIndex, reflectionHandler } from "./reflection.js";
 
 export const COUNCIL_SERVICE = "council.v1.CouncilService";
@@ -23,6 +24,8 @@ export interface ServerOptions {
   /** host:port; port 0 picks a free port. */
   addr: string;
   watchBufferMessages?: number;
+  /** host:port for Prometheus metrics at GET /metrics; undefined: not served. */
+  metricsAddr?: string;
 }
 
 export class CouncilServer {
@@ -36,12 +39,21 @@ export class CouncilServer {
     private readonly log: Logger,
     /** The port actually bound. */
     readonly port: number,
+    readonly metrics: Metrics,
+    private readonly metricsServer: { port: number; close: () => Promise<void> } | undefined,
   ) {}
+
+  /** The port metrics are served on, if they are. */
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
+  }
 
   static async start(options: ServerOptions): Promise<CouncilServer> {
     const { council, store, log } = options;
     const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-    const service = councilService(council, log, { watchBufferMessages: options.watchBufferMessages ?? 1000 });
+    const metrics = new Metrics(options.metricsAddr !== undefined);
+    metrics.observe({ reviewsInFlight: () => council.reviewsInFlight, storeHealthy: () => store.isHealthy() });
+    const service = councilService(council, { log, metrics }, { watchBufferMessages: options.watchBufferMessages ?? 1000 });
     server.addService(CouncilServiceService, service.implementation);
 
     const health = new Health([COUNCIL_SERVICE]);
@@ -54,7 +66,14 @@ export class CouncilServer {
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(options.addr, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
-    const running = new CouncilServer(server, health, service.closeWatches, council, log, port);
+    let metricsServer;
+    try {
+      metricsServer = options.metricsAddr === undefined ? undefined : await serveMetrics(metrics, options.metricsAddr);
+    } catch (err) {
+      server.forceShutdown();
+      throw new Error(`cannot serve metrics on ${options.metricsAddr}: ${(err as Error).message}`);
+    }
+    const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metrics, metricsServer);
     health.setAll(store.isHealthy());
     store.onHealthChange((healthy) => {
       if (running.shuttingDown) return;
@@ -81,5 +100,6 @@ export class CouncilServer {
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     clearTimeout(timer);
     await Promise.race([this.council.drain(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await this.metricsServer?.close();
   }
 }

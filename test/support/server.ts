@@ -26,6 +26,7 @@ export interface StartOptions extends CouncilOptions {
   policy?: Policy;
   store?: Store;
   watchBufferMessages?: number;
+  metricsAddr?: string;
 }
 
 export async function startCouncil(options: StartOptions = {}): Promise<Running> {
@@ -37,6 +38,7 @@ export async function startCouncil(options: StartOptions = {}): Promise<Running>
     log: createLogger(process.env.COUNCIL_TEST_LOG_LEVEL === "debug" ? "debug" : "silent"),
     addr: "127.0.0.1:0",
     watchBufferMessages: options.watchBufferMessages,
+    metricsAddr: options.metricsAddr,
   });
   const addr = `127.0.0.1:${server.port}`;
   const client = new CouncilServiceClient(addr, credentials.createInsecure());

@@ -1,0 +1,95 @@
+/**
+ * Prometheus metrics (prom-client), served on their own HTTP port when COUNCIL_METRICS_ADDR is set:
+ * calls by method and status with their durations, reviews and decisions, watchers, reviews in
+ * flight, whether the store can serve, and the process's own metrics.
+ */
+import { createServer, type Server } from "node:http";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly calls = new Counter({
+    name: "council_grpc_calls_total",
+    help: "gRPC calls handled, by method and status code.",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly callSeconds = new Histogram({
+    name: "council_grpc_call_duration_seconds",
+    help: "How long gRPC calls took, by method (streams: until they ended).",
+    labelNames: ["method"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly reviews = new Counter({
+    name: "council_reviews_total",
+    help: "Reviews answered: stored (a new decision), replayed (an idempotent repeat) or dry_run.",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly decisions = new Counter({
+    name: "council_decisions_total",
+    help: "Decisions stored by this replica, by decision type.",
+    labelNames: ["type"] as const,
+    registers: [this.registry],
+  });
+
+  readonly watchers = new Gauge({
+    name: "council_watchers",
+    help: "WatchDecisions streams open on this replica.",
+    registers: [this.registry],
+  });
+
+  /** With `processMetrics`, also the process's own (CPU, memory, event loop lag, …). */
+  constructor(processMetrics: boolean) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "council_" });
+  }
+
+  /** Gauges read when scraped: reviews in flight and whether the store can serve. */
+  observe(sources: { reviewsInFlight: () => number; storeHealthy: () => boolean }): void {
+    new Gauge({
+      name: "council_reviews_in_flight",
+      help: "Reviews started and not yet finished (they finish even if their caller left).",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.reviewsInFlight());
+      },
+    });
+    new Gauge({
+      name: "council_store_up",
+      help: "1 while the store can serve, else 0 (health is NOT_SERVING).",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.storeHealthy() ? 1 : 0);
+      },
+    });
+  }
+}
+
+/** Serves GET /metrics on `addr` (host:port; port 0 picks one). */
+export async function serveMetrics(metrics: Metrics, addr: string): Promise<{ port: number; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") {
+      res.writeHead(404).end("not found; try GET /metrics\n");
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end("cannot collect metrics\n"),
+    );
+  });
+  const colon = addr.lastIndexOf(":");
+  const host = addr.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(addr.slice(colon + 1)), host, () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
