@@ -39,7 +39,6 @@ export class CouncilServer {
     private readonly log: Logger,
     /** The port actually bound. */
     readonly port: number,
-    readonly metrics: Metrics,
     private readonly metricsServer: { port: number; close: () => Promise<void> } | undefined,
   ) {}
 
@@ -73,7 +72,7 @@ export class CouncilServer {
       server.forceShutdown();
       throw new Error(`cannot serve metrics on ${options.metricsAddr}: ${(err as Error).message}`);
     }
-    const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metrics, metricsServer);
+    const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metricsServer);
     health.setAll(store.isHealthy());
     store.onHealthChange((healthy) => {
       if (running.shuttingDown) return;
