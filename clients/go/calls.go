@@ -12,7 +12,8 @@ import (
 	councilv1 "github.com/council-dev/council/clients/go/gen/council/v1"
 )
 
-// unary makes a call that is safe to repeat, with the default deadline and the retry policy.
+// unary makes a call that is safe to repeat (a read, or a write that carries a request id), with
+// the default deadline and the retry policy.
 func unary[Res any](ctx context.Context, c *Client, call func(context.Context) (Res, error)) (Res, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -110,21 +111,48 @@ func pages[T any](fetch func(token string) ([]T, string, error)) iter.Seq2[T, er
 	}
 }
 
+// OutcomeOption configures one RecordOutcome.
+type OutcomeOption func(*outcomeOptions)
+
+type outcomeOptions struct {
+	requestID string
+}
+
+// WithOutcomeRequestID sets the idempotency key of RecordOutcome instead of a random one: the
+// server records an outcome once per (decision, request id), so a call sent again with the same
+// key and the same outcome, notes and lessons returns the decision as stored without appending
+// another lesson entry, and the same key with a different outcome, notes or lessons fails
+// FAILED_PRECONDITION. Use it, with a key from NewRequestID that you keep, when a retry may come
+// from another process, for example after a restart.
+func WithOutcomeRequestID(id string) OutcomeOption {
+	return func(o *outcomeOptions) { o.requestID = id }
+}
+
 // RecordOutcome records what happened when the decision was implemented, appends a lesson entry,
 // and returns the updated decision. NOT_FOUND for an unknown decision, INVALID_ARGUMENT for
-// OUTCOME_UNSPECIFIED.
+// OUTCOME_UNSPECIFIED, FAILED_PRECONDITION for a request id (WithOutcomeRequestID) already used
+// with a different outcome, notes or lessons of this decision.
 //
-// It is not retried: every call appends a lesson entry, so a repeat after an UNAVAILABLE whose
-// write did land would record the lesson twice. Retry it yourself if a duplicate lesson is
-// acceptable.
-func (c *Client) RecordOutcome(ctx context.Context, decisionID string, outcome councilv1.Outcome, notes, lessons string) (*councilv1.Decision, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	res, err := c.rpc.RecordOutcome(ctx, &councilv1.RecordOutcomeRequest{
+// Unless WithOutcomeRequestID is given, RecordOutcome makes a random request id, and it keeps that
+// id when it retries after UNAVAILABLE (see WithRetry), so an outcome that was recorded before the
+// reply was lost is not recorded, nor its lesson appended, twice.
+func (c *Client) RecordOutcome(ctx context.Context, decisionID string, outcome councilv1.Outcome, notes, lessons string, opts ...OutcomeOption) (*councilv1.Decision, error) {
+	var o outcomeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	req := &councilv1.RecordOutcomeRequest{
 		DecisionId: decisionID,
 		Outcome:    outcome,
 		Notes:      notes,
 		Lessons:    lessons,
+		RequestId:  o.requestID,
+	}
+	if req.RequestId == "" {
+		req.RequestId = NewRequestID()
+	}
+	res, err := unary(ctx, c, func(ctx context.Context) (*councilv1.RecordOutcomeResponse, error) {
+		return c.rpc.RecordOutcome(ctx, req)
 	})
 	if err != nil {
 		return nil, err

@@ -4,8 +4,8 @@
 // The wire types are the generated ones in
 // github.com/council-dev/council/clients/go/gen/council/v1 (package councilv1); this package
 // adds what every caller would otherwise write by hand: connecting with TLS and a bearer token,
-// default deadlines, an idempotency key on every review that is reused when the review is retried
-// after UNAVAILABLE, and iterators that walk every page of a list.
+// default deadlines, an idempotency key on every review and every outcome that is reused when the
+// call is retried after UNAVAILABLE, and iterators that walk every page of a list.
 //
 // Every error from the service is a gRPC status error: status.FromError, status.Code and
 // errors.As see it, and helpers such as IsInvalidArgument test its code.
@@ -88,7 +88,8 @@ func WithTimeout(d time.Duration) Option {
 
 // WithRetry sets how many attempts a call that fails UNAVAILABLE gets in all (1 means no retry)
 // and the wait before the first retry, which doubles after each attempt up to maxBackoff, with
-// jitter. Only UNAVAILABLE is retried, and RecordOutcome is never retried (see its doc).
+// jitter. Only UNAVAILABLE is retried, and only calls that are safe to repeat: reads, and Review
+// and RecordOutcome, which send the same request id on every attempt. Watch is never retried.
 func WithRetry(maxAttempts int, backoff, maxBackoff time.Duration) Option {
 	return func(cfg *config) {
 		cfg.maxAttempts = maxAttempts

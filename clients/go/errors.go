@@ -24,7 +24,8 @@ func IsInvalidArgument(err error) bool { return Code(err) == codes.InvalidArgume
 // IsNotFound reports an unknown decision id.
 func IsNotFound(err error) bool { return Code(err) == codes.NotFound }
 
-// IsFailedPrecondition reports a request id reused with a different suggestion.
+// IsFailedPrecondition reports a request id reused with a different suggestion (Review), or with a
+// different outcome, notes or lessons of the same decision (RecordOutcome).
 func IsFailedPrecondition(err error) bool { return Code(err) == codes.FailedPrecondition }
 
 // IsUnavailable reports a server or store that could not be reached, after every retry.

@@ -10,9 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// NewRequestID returns a random idempotency key (32 hex digits) for ReviewSuggestion. Review
-// makes one itself; make your own and pass it with WithRequestID when a retry may come from
-// another process, for example after a restart.
+// NewRequestID returns a random idempotency key (32 hex digits) for ReviewSuggestion or
+// RecordOutcome. Review and RecordOutcome make one themselves; make your own and pass it with
+// WithRequestID or WithOutcomeRequestID when a retry may come from another process, for example
+// after a restart.
 func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).

@@ -44,14 +44,21 @@ def main(argv: list[str]) -> int:
             for condition in decision.conditions:
                 print(f"  condition: {condition}")
 
-            # ... the agent implements the change here, then reports back ...
+            # ... the agent implements the change here, then reports back. The request_id makes
+            # the report idempotent: retries (automatic on UNAVAILABLE, or a rerun that passes the
+            # same id) record it once.
+            outcome_request = f"{decision.id}-outcome-1"
             updated = council.record_outcome(
                 decision.id,
                 "success",
                 notes="Deployed; hit rate 78%.",
                 lessons="Hourly data tolerates a 5-minute TTL.",
+                request_id=outcome_request,
             )
-            print(f"recorded outcome: {cc.short_name(cc.Outcome, updated.outcome)}")
+            print(
+                f"recorded outcome: {cc.short_name(cc.Outcome, updated.outcome)}"
+                f" (request {outcome_request})"
+            )
         except cc.CouncilError as err:
             print(f"council error {err.code.name}: {err.details}", file=sys.stderr)
             return 1

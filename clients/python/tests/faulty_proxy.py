@@ -3,7 +3,9 @@
 It forwards bytes unchanged. With ``cut_after_data_frames=n`` it reads the server-to-client byte
 stream of its *first* connection as HTTP/2 frames and, right after forwarding the n-th DATA frame
 (one gRPC message, as the server writes them), closes both sides: the client sees the connection
-drop in the middle of a stream, as when a server or a load balancer dies. Later connections pass
+drop in the middle of a stream, as when a server or a load balancer dies. With ``lose_reply=True``
+the n-th DATA frame is dropped instead of forwarded: the server has handled the call and sent its
+reply, which never reaches the client (a unary reply lost mid-flight). Later connections pass
 through untouched.
 """
 
@@ -35,11 +37,17 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
 
 class FaultyProxy:
     def __init__(
-        self, target: str, *, port: int = 0, cut_after_data_frames: int | None = None
+        self,
+        target: str,
+        *,
+        port: int = 0,
+        cut_after_data_frames: int | None = None,
+        lose_reply: bool = False,
     ) -> None:
         host, _, target_port = target.rpartition(":")
         self._target = (host.strip("[]"), int(target_port))
         self._cut_after = cut_after_data_frames
+        self._lose_reply = lose_reply
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", port))
@@ -111,13 +119,17 @@ class FaultyProxy:
                 length = int.from_bytes(header[:3], "big")
                 frame_type = header[3]
                 stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
-                dst.sendall(header + _read_exactly(src, length))
+                frame = header + _read_exactly(src, length)
+                cut = False
                 if frame_type == _DATA and stream_id != 0 and length > 0:
                     data_frames += 1
-                    if data_frames >= cut_after:
-                        with self._lock:
-                            self.cuts += 1
-                        return
+                    cut = data_frames >= cut_after
+                if not (cut and self._lose_reply):
+                    dst.sendall(frame)
+                if cut:
+                    with self._lock:
+                        self.cuts += 1
+                    return
         except (OSError, ConnectionError):
             pass
         finally:

@@ -69,12 +69,18 @@ func run() error {
 		fmt.Printf("  condition: %s\n", c)
 	}
 
+	// The request id makes the report idempotent: RecordOutcome retries UNAVAILABLE with it, and
+	// an agent that kept it can send the same report again after a restart; either way the
+	// outcome is recorded, and its lesson appended, once.
+	outcomeID := council.NewRequestID()
 	updated, err := client.RecordOutcome(ctx, decision.GetId(), councilv1.Outcome_OUTCOME_SUCCESS,
-		"Deployed; webhook failures dropped to 0.01%.", "Transient failures deserve a bounded retry.")
+		"Deployed; webhook failures dropped to 0.01%.", "Transient failures deserve a bounded retry.",
+		council.WithOutcomeRequestID(outcomeID))
 	if err != nil {
 		return err
 	}
-	fmt.Printf("recorded outcome %s at %s\n", updated.GetOutcome(), updated.GetImplementedAt().AsTime().Format(time.RFC3339))
+	fmt.Printf("recorded outcome %s at %s (request %s)\n", updated.GetOutcome(),
+		updated.GetImplementedAt().AsTime().Format(time.RFC3339), outcomeID)
 	return nil
 }
 

@@ -115,9 +115,9 @@ class CouncilClient:
 
     Every call has a deadline: its ``timeout`` argument, else the client's ``timeout`` (seconds,
     retries included). Calls that are safe to repeat are retried on ``UNAVAILABLE`` as ``retry``
-    says: reviews (each carries a ``request_id``, so a retry replays the stored review) and reads.
-    ``record_outcome`` is not retried: every call appends a lesson, so a repeat after a lost reply
-    would append it twice. Failures raise :class:`~council_client.errors.CouncilError`.
+    says: reviews and outcomes (each carries a ``request_id``, reused on every attempt, so a retry
+    after a lost reply returns what was stored instead of deciding again or appending a second
+    lesson) and reads. Failures raise :class:`~council_client.errors.CouncilError`.
 
     Use :func:`connect` to build one; close it (or use it as a context manager) when done.
     """
@@ -234,20 +234,27 @@ class CouncilClient:
         *,
         notes: str = "",
         lessons: str = "",
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> Decision:
-        """Records how implementing ``decision_id`` went; returns the updated decision.
+        """Records how implementing ``decision_id`` went, appends a lesson entry, and returns the
+        updated decision.
 
-        ``outcome`` is an Outcome value or ``"success"``, ``"failure"`` or ``"partial"``. Not
-        retried (see the class docs).
+        ``outcome`` is an Outcome value or ``"success"``, ``"failure"`` or ``"partial"``.
+        ``request_id`` makes the call idempotent (AIP-155); a fresh uuid4 is used if none (or "")
+        is given, and the same one is sent again on every retry after ``UNAVAILABLE``. A repeat
+        with the same ``request_id`` and the same outcome, notes and lessons records nothing and
+        returns the decision as stored; with a different outcome, notes or lessons it raises
+        :class:`~council_client.errors.FailedPrecondition`. Request ids are per decision.
         """
         request = pb.RecordOutcomeRequest(
-            decision_id=decision_id, outcome=_outcome(outcome), notes=notes, lessons=lessons
+            decision_id=decision_id,
+            outcome=_outcome(outcome),
+            notes=notes,
+            lessons=lessons,
+            request_id=request_id or str(uuid.uuid4()),
         )
-        response = self._unary(
-            "RecordOutcome", self.stub.RecordOutcome, request, timeout, retry=False
-        )
-        return response.decision
+        return self._unary("RecordOutcome", self.stub.RecordOutcome, request, timeout).decision
 
     def summary(self, *, timeout: float | None = None) -> Summary:
         """Exact counts over every stored decision: by type, by outcome, auto-approved, lessons."""
@@ -276,8 +283,6 @@ class CouncilClient:
         method: grpc.UnaryUnaryMultiCallable[_Req, _Resp],
         request: _Req,
         timeout: float | None,
-        *,
-        retry: bool = True,
     ) -> _Resp:
         deadline = _Deadline(self.timeout if timeout is None else timeout)
         attempt = 1
@@ -286,7 +291,7 @@ class CouncilClient:
                 return method(request, timeout=deadline.remaining(), metadata=self.metadata)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
-                if not retry or not self._wait_to_retry(name, attempt, error, deadline):
+                if not self._wait_to_retry(name, attempt, error, deadline):
                     raise error from err
             attempt += 1
 

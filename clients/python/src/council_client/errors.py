@@ -65,7 +65,8 @@ class AlreadyExists(CouncilError):
 
 
 class FailedPrecondition(CouncilError):
-    """The request conflicts with stored state, e.g. a request_id reused for another suggestion."""
+    """The request conflicts with stored state: a request_id reused for another suggestion, or
+    for another outcome (outcome, notes or lessons) of the same decision."""
 
 
 class PermissionDenied(CouncilError):
