@@ -2,7 +2,7 @@
 import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
-import type { Decision } from "../domain/model.js";
+import type { Decision, Vote } from "../domain/model.js";
 import type {
   CouncilServiceServer,
   ReviewSuggestionResponse,
@@ -29,11 +29,18 @@ export interface CouncilServiceOptions {
 /** Ends every open watch; used at shutdown so that watchers reconnect to another replica. */
 export type CloseWatches = () => void;
 
-/** Events of one stored review, as a review stream or a watch sends them. */
+function voteEvent(vote: Vote, decisionId: string, suggestionId: string): ReviewSuggestionResponse {
+  return { event: { $case: "vote", value: voteToWire(vote) }, decisionId, suggestionId };
+}
+
+function decisionEvent(d: Decision): ReviewSuggestionResponse {
+  return { event: { $case: "decision", value: decisionToWire(d) }, decisionId: d.id, suggestionId: d.suggestionId };
+}
+
+/** Events of one stored review, as a watch sends them. */
 function reviewEvents(d: Decision, includeVotes: boolean): ReviewSuggestionResponse[] {
-  const tag = { decisionId: d.id, suggestionId: d.suggestionId };
-  const votes = includeVotes ? d.votes.map((v) => ({ event: { $case: "vote" as const, value: voteToWire(v) }, ...tag })) : [];
-  return [...votes, { event: { $case: "decision", value: decisionToWire(d) }, ...tag }];
+  const votes = includeVotes ? d.votes.map((v) => voteEvent(v, d.id, d.suggestionId)) : [];
+  return [...votes, decisionEvent(d)];
 }
 
 export function councilService(
@@ -49,12 +56,11 @@ export function councilService(
       const suggestion = suggestionFromWire(req.suggestion);
       const { decision, replayed, stored } = await council.review(
         { suggestion, requestId: req.requestId, dryRun: req.dryRun },
-        (vote, decisionId) =>
-          out.write({ event: { $case: "vote", value: voteToWire(vote) }, decisionId, suggestionId: suggestion.id }),
+        (vote, decisionId) => out.write(voteEvent(vote, decisionId, suggestion.id)),
       );
       t.metrics.reviews.inc({ result: stored ? "stored" : replayed ? "replayed" : "dry_run" });
       if (stored) t.metrics.decisions.inc({ type: decision.decision });
-      await out.write(reviewEvents(decision, false)[0]!);
+      await out.write(decisionEvent(decision));
     }),
 
     getDecision: unary(t, "GetDecision", async (req) => ({
