@@ -8,6 +8,7 @@ import { PolicyError, parsePolicyText, type Policy } from "./domain/policy.js";
 import { PRESETS } from "./domain/presets.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 import { DEFAULT_BUCKETS, MAX_BUCKETS } from "./store/keys.js";
+import { DEFAULTS } from "./server/server.js";
 import { parseRedisUrl } from "./store/redis_connection.js";
 
 export interface Config {
@@ -19,10 +20,16 @@ export interface Config {
   redisPrefix: string;
   /** Buckets of a Redis keyspace created by this server; an existing keyspace keeps its own. */
   redisBuckets: number;
+  /** Replicas that must confirm each Redis write before it is acknowledged (WAIT); 0: none. */
+  redisMinReplicas: number;
   logLevel: LogLevel;
   shutdownGraceMs: number;
   /** host:port for Prometheus metrics; undefined: not served. */
   metricsAddr: string | undefined;
+  /** WatchDecisions streams open at once on this replica; beyond: RESOURCE_EXHAUSTED. */
+  maxWatchers: number;
+  /** Bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED. */
+  watchBufferBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -35,6 +42,16 @@ interface Setting {
   default: string | undefined;
   help: string;
 }
+
+/** At most this many replicas can be asked to confirm a write; more is a typo, not a topology. */
+const MAX_MIN_REPLICAS = 16;
+/** How long a write waits for its replicas (RedisStore's default `replicaTimeoutMs`). */
+const REPLICA_WAIT_MS = 400;
+
+/** Bounds of the watch settings: a typo must not lift a limit that keeps memory bounded. */
+const MAX_WATCHERS = 1_000_000;
+const MIN_WATCH_BUFFER_BYTES = 16 * 1024;
+const MAX_WATCH_BUFFER_BYTES = 1024 * 1024 * 1024;
 
 const SETTINGS = {
   addr: { flag: "--addr", env: "COUNCIL_ADDR", default: "127.0.0.1:50051", help: "host:port to listen on" },
@@ -52,6 +69,12 @@ const SETTINGS = {
     default: String(DEFAULT_BUCKETS),
     help: `buckets of a new Redis keyspace (1-${MAX_BUCKETS}; an existing keyspace keeps its count)`,
   },
+  redisMinReplicas: {
+    flag: "--redis-min-replicas",
+    env: "COUNCIL_REDIS_MIN_REPLICAS",
+    default: "0",
+    help: `replicas that confirm each Redis write (WAIT, ${REPLICA_WAIT_MS} ms) before it is acknowledged, else UNAVAILABLE (0-${MAX_MIN_REPLICAS})`,
+  },
   logLevel: { flag: "--log-level", env: "COUNCIL_LOG_LEVEL", default: "info", help: LOG_LEVELS.join(", ") },
   metricsAddr: {
     flag: "--metrics-addr",
@@ -64,6 +87,18 @@ const SETTINGS = {
     env: "COUNCIL_SHUTDOWN_GRACE_MS",
     default: "10000",
     help: "how long calls in flight may take to finish at shutdown",
+  },
+  maxWatchers: {
+    flag: "--max-watchers",
+    env: "COUNCIL_MAX_WATCHERS",
+    default: String(DEFAULTS.maxWatchers),
+    help: `WatchDecisions streams open at once on this replica, beyond which a watch is RESOURCE_EXHAUSTED (1-${MAX_WATCHERS})`,
+  },
+  watchBufferBytes: {
+    flag: "--watch-buffer-bytes",
+    env: "COUNCIL_WATCH_BUFFER_BYTES",
+    default: String(DEFAULTS.watchBufferBytes),
+    help: `bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED (${MIN_WATCH_BUFFER_BYTES}-${MAX_WATCH_BUFFER_BYTES})`,
   },
 } satisfies Record<keyof Config, Setting>;
 
@@ -110,6 +145,13 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (!Number.isInteger(bucketCount) || bucketCount < 1 || bucketCount > MAX_BUCKETS) {
     throw new ConfigError(`${buckets.source} must be a whole number from 1 to ${MAX_BUCKETS}, got ${JSON.stringify(buckets.value)}`);
   }
+  const minReplicas = raw("redisMinReplicas");
+  const minReplicaCount = Number(minReplicas.value);
+  if (!/^\d+$/.test(minReplicas.value!) || minReplicaCount > MAX_MIN_REPLICAS) {
+    throw new ConfigError(
+      `${minReplicas.source} must be a whole number from 0 to ${MAX_MIN_REPLICAS}, got ${JSON.stringify(minReplicas.value)}`,
+    );
+  }
   const level = raw("logLevel");
   if (!(LOG_LEVELS as readonly string[]).includes(level.value!)) {
     throw new ConfigError(`${level.source} must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level.value)}`);
@@ -121,16 +163,29 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   }
   const metrics = raw("metricsAddr");
   if (metrics.value !== undefined) checkAddr(metrics.source, metrics.value);
+  const maxWatchers = wholeNumber(raw("maxWatchers"), 1, MAX_WATCHERS);
+  const watchBufferBytes = wholeNumber(raw("watchBufferBytes"), MIN_WATCH_BUFFER_BYTES, MAX_WATCH_BUFFER_BYTES);
   return {
     addr: addr.value!,
     policy: policy.value,
     redisUrl: redisUrl.value,
     redisPrefix: prefix.value,
     redisBuckets: bucketCount,
+    redisMinReplicas: minReplicaCount,
     logLevel: level.value as LogLevel,
     shutdownGraceMs: graceMs,
     metricsAddr: metrics.value,
+    maxWatchers,
+    watchBufferBytes,
   };
+}
+
+function wholeNumber(setting: { value: string | undefined; source: string }, min: number, max: number): number {
+  const n = Number(setting.value);
+  if (!/^\d+$/.test(setting.value ?? "") || n < min || n > max) {
+    throw new ConfigError(`${setting.source} must be a whole number from ${min} to ${max}, got ${JSON.stringify(setting.value)}`);
+  }
+  return n;
 }
 
 function checkAddr(source: string, addr: string): void {
@@ -156,7 +211,8 @@ export function resolvePolicy(spec: string): Policy {
     throw new ConfigError(`COUNCIL_POLICY: cannot read policy file ${spec}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   try {
-    return parsePolicyText(basename(spec, extname(spec)), text);
+    // Every section and field the file leaves out takes the `default` policy's value (SPEC section 4).
+    return parsePolicyText(basename(spec, extname(spec)), text, PRESETS.default);
   } catch (err) {
     if (err instanceof PolicyError) throw new ConfigError(`COUNCIL_POLICY: policy file ${spec}: ${err.message}`);
     throw err;

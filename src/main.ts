@@ -24,7 +24,15 @@ async function main(): Promise<void> {
 
   const store = await openStore(config, log);
   const council = new Council(store, policy);
-  const server = await CouncilServer.start({ council, store, log, addr: config.addr, metricsAddr: config.metricsAddr });
+  const server = await CouncilServer.start({
+    council,
+    store,
+    log,
+    addr: config.addr,
+    metricsAddr: config.metricsAddr,
+    maxWatchers: config.maxWatchers,
+    watchBufferBytes: config.watchBufferBytes,
+  });
   const host = config.addr.slice(0, config.addr.lastIndexOf(":"));
   const metrics = server.metricsPort === undefined ? undefined : `${config.metricsAddr!.slice(0, config.metricsAddr!.lastIndexOf(":"))}:${server.metricsPort}`;
   log.info(

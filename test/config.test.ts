@@ -22,9 +22,12 @@ describe("configuration", () => {
       redisUrl: undefined,
       redisPrefix: "council:",
       redisBuckets: 16,
+      redisMinReplicas: 0,
       logLevel: "info",
       shutdownGraceMs: 10000,
       metricsAddr: undefined,
+      maxWatchers: 1000,
+      watchBufferBytes: 4 * 1024 * 1024,
     });
   });
 
@@ -49,6 +52,9 @@ describe("configuration", () => {
     expect(fails(() => loadConfig(["--metrics-addr", "9464"], {}))).to.include("--metrics-addr must be host:port");
     expect(fails(() => loadConfig([], { COUNCIL_REDIS_BUCKETS: "0" }))).to.include("COUNCIL_REDIS_BUCKETS must be a whole number from 1 to 1024");
     expect(fails(() => loadConfig(["--addr"], {}))).to.include("--addr needs a value");
+    expect(fails(() => loadConfig([], { COUNCIL_REDIS_MIN_REPLICAS: "-1" }))).to.include("COUNCIL_REDIS_MIN_REPLICAS must be a whole number from 0 to 16");
+    expect(fails(() => loadConfig(["--redis-min-replicas", "1.5"], {}))).to.include("--redis-min-replicas must be a whole number");
+    expect(loadConfig(["--redis-min-replicas=2"], { COUNCIL_REDIS_MIN_REPLICAS: "1" }).redisMinReplicas).to.equal(2);
   });
 
   it("loads a policy file by path, named after its base name, and names a bad file's problem", () => {

@@ -1,11 +1,14 @@
 /** The real entry point as a child process: start-up line, SIGTERM, bad configuration. */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { PRESETS } from "../src/domain/presets.js";
 import { grpcurlPath, run } from "./support/tools.js";
+import { waitFor } from "./support/wait.js";
 
 const MAIN = ["--import", "tsx", "src/main.ts"];
 
@@ -20,6 +23,23 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A policy's version as SPEC section 4 defines it, computed here without the service's code: the
+ * first 12 hex digits of the sha256 of the policy's canonical JSON (keys sorted at every level, no
+ * spaces), behind the policy's name.
+ */
+function expectedVersion(name: string, policy: object): string {
+  const sorted = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(sorted);
+    if (value === null || typeof value !== "object") return value;
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sorted((value as Record<string, unknown>)[key]);
+    return out;
+  };
+  const { name: _name, version: _version, ...document } = policy as Record<string, unknown>;
+  return `${name}@${createHash("sha256").update(JSON.stringify(sorted(document))).digest("hex").slice(0, 12)}`;
+}
+
 describe("the council process", () => {
   it("logs address, store and policy version, serves, and exits 0 on SIGTERM", async () => {
     const port = await freePort();
@@ -30,11 +50,16 @@ describe("the council process", () => {
     child.stdout.on("data", (d) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     try {
-      const deadline = Date.now() + 15_000;
-      while (!out.includes("council listening") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const line = JSON.parse(out.split("\n").find((l) => l.includes("council listening"))!);
-      expect(line).to.include({ addr: `127.0.0.1:${port}`, policyVersion: line.policyVersion });
-      expect(line.policyVersion).to.match(/^seed@[0-9a-f]{12}$/);
+      const line = await waitFor(
+        () => {
+          const listening = out.split("\n").slice(0, -1).find((l) => l.includes("council listening"));
+          if (listening) return JSON.parse(listening) as Record<string, unknown>;
+          if (child.exitCode !== null) throw new Error(`the process exited with ${child.exitCode}:\n${out}`);
+          return undefined;
+        },
+        { timeoutMs: 15_000, what: "the start-up line" },
+      );
+      expect(line).to.include({ addr: `127.0.0.1:${port}`, policyVersion: expectedVersion("seed", PRESETS.seed) });
       expect(line.store).to.match(/^in-process/);
       const health = await run(grpcurlPath(), ["-plaintext", `127.0.0.1:${port}`, "grpc.health.v1.Health/Check"]);
       expect(health.stdout).to.include("SERVING");

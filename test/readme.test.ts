@@ -4,9 +4,11 @@
  */
 import { readFileSync } from "node:fs";
 import { expect } from "chai";
+import { MemoryStore } from "../src/store/memory.js";
 import { wireSuggestion } from "./support/fixtures.js";
 import { review, startCouncil, type Running } from "./support/server.js";
 import { grpcurlPath, run } from "./support/tools.js";
+import { countLiveSubscriptions, waitFor } from "./support/wait.js";
 
 const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 const DOC_ADDR = "127.0.0.1:50051";
@@ -45,7 +47,12 @@ const normalize = (text: string) => text.replace(/"\d{4}-\d\d-\d\dT[\d:.]+Z"/g, 
 describe("README: Operating Council with grpcurl", function () {
   this.timeout(120_000);
   let c: Running;
-  before(async () => (c = await startCouncil()));
+  let liveWatches: () => number;
+  before(async () => {
+    const store = new MemoryStore();
+    liveWatches = countLiveSubscriptions(store);
+    c = await startCouncil({ store });
+  });
   after(() => c.stop());
 
   it("has a command for every RPC", () => {
@@ -62,8 +69,10 @@ describe("README: Operating Council with grpcurl", function () {
     for (const step of grpcurlSection()) {
       const args = argv(step.command).map((a) => (a === DOC_ADDR ? c.addr : a));
       if (step.command.includes("/WatchDecisions")) {
+        // grpcurl's watch is live once the store reports one more live subscription.
+        const before = liveWatches();
         const watching = run(grpcurl, args, { timeoutMs: 30_000 });
-        await new Promise((r) => setTimeout(r, 1000));
+        await waitFor(() => liveWatches() > before, { timeoutMs: 20_000, what: `the watch of ${step.command} to be live` });
         await review(c.client, { suggestion: wireSuggestion({ title: "exposes secrets" }) });
         const r = await watching;
         expect(r.stdout, step.command).to.include('"decision": "DECISION_TYPE_REJECT"');

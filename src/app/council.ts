@@ -11,7 +11,7 @@ import { reviewerProfiles, type Policy } from "../domain/policy.js";
 import { castVote, conclude } from "../domain/rules.js";
 import { checkString, pageSize, validateSuggestion } from "../domain/validate.js";
 import type { Store, Unsubscribe } from "../store/store.js";
-import { issuePageToken, readPageToken } from "./page_token.js";
+import { PageTokens } from "./page_token.js";
 
 export interface ReviewRequest {
   suggestion: Suggestion;
@@ -35,6 +35,10 @@ export type VoteSink = (vote: Vote, decisionId: string) => Promise<void>;
 export interface CouncilOptions {
   /** Awaited before each reviewer votes (tests use it to hold a review between votes). */
   beforeVote?: (role: ReviewerRole, index: number) => Promise<void>;
+  /**
+   * The replica's clock, for `cast_at`, `decided_at`, `implemented_at` and `recorded_at`. It does
+   * not order anything: the store orders listings and lessons (see Store.listDecisions).
+   */
   now?: () => Date;
 }
 
@@ -47,6 +51,7 @@ export interface TokenPage<T> {
 export class Council {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly now: () => Date;
+  private readonly tokens: PageTokens;
 
   constructor(
     private readonly store: Store,
@@ -54,6 +59,8 @@ export class Council {
     private readonly options: CouncilOptions = {},
   ) {
     this.now = options.now ?? (() => new Date());
+    // Signed with the store's key, so that a token is good on every replica of the keyspace.
+    this.tokens = new PageTokens(store.pageTokenKey);
   }
 
   /** Reviews in progress; each runs to its stored decision even if its caller has gone. */
@@ -138,12 +145,13 @@ export class Council {
     checkString("suggestion_id", filter.suggestionId, LIMITS.idBytes);
     const limit = pageSize("page_size", requestedPageSize);
     const scope = `decisions:${filter.decisionType ?? ""}:${filter.suggestionId}`;
-    const cursor = readPageToken(scope, pageToken);
+    const cursor = this.tokens.read(scope, pageToken);
     const page = await this.store.listDecisions(
       { decisionType: filter.decisionType, suggestionId: filter.suggestionId || undefined },
-      { limit, cursor },
+      // Bounded in bytes as well as in items: a page of decisions at the size limits ends early.
+      { limit, cursor, maxBytes: LIMITS.pageBytes },
     );
-    return { items: page.items, nextPageToken: issuePageToken(scope, page.next) };
+    return { items: page.items, nextPageToken: this.tokens.issue(scope, page.next) };
   }
 
   async recordOutcome(request: {
@@ -176,9 +184,9 @@ export class Council {
 
   async listLessons(requestedPageSize: number, pageToken: string): Promise<TokenPage<Lesson>> {
     const limit = pageSize("page_size", requestedPageSize);
-    const cursor = readPageToken("lessons", pageToken);
-    const page = await this.store.listLessons({ limit, cursor });
-    return { items: page.items, nextPageToken: issuePageToken("lessons", page.next) };
+    const cursor = this.tokens.read("lessons", pageToken);
+    const page = await this.store.listLessons({ limit, cursor, maxBytes: LIMITS.pageBytes });
+    return { items: page.items, nextPageToken: this.tokens.issue("lessons", page.next) };
   }
 
   reviewers(): ReviewerProfile[] {

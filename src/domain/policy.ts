@@ -215,7 +215,8 @@ function readCheck(r: Reader, value: Json): Check {
   return check;
 }
 
-function readReviewer(r: Reader, value: Json): ReviewerRules {
+/** A reviewer's rules: every field left out takes the value of `base`'s reviewer of the same role. */
+function readReviewer(r: Reader, value: Json, base: PolicyDocument | undefined): ReviewerRules {
   const o = r.object(value, [
     "role",
     "risk_tolerance",
@@ -225,22 +226,25 @@ function readReviewer(r: Reader, value: Json): ReviewerRules {
     "checks",
     "otherwise",
   ]);
+  const role = r.at("role").oneOf(o.role, REVIEWER_ROLES);
+  const b = base?.reviewers.find((rev) => rev.role === role);
   return {
-    role: r.at("role").oneOf(o.role, REVIEWER_ROLES),
-    risk_tolerance: r.at("risk_tolerance").number(o.risk_tolerance, 0, 1),
-    expertise_areas: words(r.at("expertise_areas"), o.expertise_areas ?? []),
-    priority_focus: words(r.at("priority_focus"), o.priority_focus ?? []),
-    veto_conditions: r.at("veto_conditions").list(o.veto_conditions ?? [], (ri, v) => {
+    role,
+    risk_tolerance: r.at("risk_tolerance").number(o.risk_tolerance ?? b?.risk_tolerance, 0, 1),
+    expertise_areas: words(r.at("expertise_areas"), o.expertise_areas ?? b?.expertise_areas ?? []),
+    priority_focus: words(r.at("priority_focus"), o.priority_focus ?? b?.priority_focus ?? []),
+    veto_conditions: r.at("veto_conditions").list(o.veto_conditions ?? b?.veto_conditions ?? [], (ri, v) => {
       const condition = ri.string(v, { nonEmpty: true });
       if (!/^[^\s_]+(_[^\s_]+)*$/.test(condition)) ri.fail("must be words joined by single underscores");
       return condition;
     }),
-    checks: r.at("checks").list(o.checks ?? [], readCheck),
-    otherwise: o.otherwise === undefined ? { vote: "approve", confidence: 0.8 } : readVerdict(r.at("otherwise"), o.otherwise),
+    checks: r.at("checks").list(o.checks ?? b?.checks ?? [], readCheck),
+    otherwise: readVerdict(r.at("otherwise"), o.otherwise ?? b?.otherwise ?? { vote: "approve", confidence: 0.8 }),
   };
 }
 
-function readDecisionRules(r: Reader, value: Json): DecisionRules {
+/** The decision rules: every field left out takes `base`'s value (or, with no base, the seed's). */
+function readDecisionRules(r: Reader, value: Json, base: DecisionRules | undefined): DecisionRules {
   const o = r.object(value, ["veto_rejects", "reject_min", "defer_min", "auto_approve", "human_approve_min"]);
   const a = r.at("auto_approve");
   const ao = a.object(o.auto_approve ?? {}, [
@@ -249,28 +253,37 @@ function readDecisionRules(r: Reader, value: Json): DecisionRules {
     "requires_auto_fixable",
     "requires_no_needs_more_info",
   ]);
+  const ba = base?.auto_approve;
   return {
-    veto_rejects: r.at("veto_rejects").boolean(o.veto_rejects ?? false),
-    reject_min: r.at("reject_min").integer(o.reject_min ?? 2, 1, 1000),
-    defer_min: r.at("defer_min").integer(o.defer_min ?? 2, 1, 1000),
+    veto_rejects: r.at("veto_rejects").boolean(o.veto_rejects ?? base?.veto_rejects ?? false),
+    reject_min: r.at("reject_min").integer(o.reject_min ?? base?.reject_min ?? 2, 1, 1000),
+    defer_min: r.at("defer_min").integer(o.defer_min ?? base?.defer_min ?? 2, 1, 1000),
     auto_approve: {
-      min_approvals: a.at("min_approvals").integer(ao.min_approvals ?? 4, 1, 1000),
-      risk_in: a.at("risk_in").list(ao.risk_in ?? ["trivial", "low"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
-      requires_auto_fixable: a.at("requires_auto_fixable").boolean(ao.requires_auto_fixable ?? true),
-      requires_no_needs_more_info: a.at("requires_no_needs_more_info").boolean(ao.requires_no_needs_more_info ?? false),
+      min_approvals: a.at("min_approvals").integer(ao.min_approvals ?? ba?.min_approvals ?? 4, 1, 1000),
+      risk_in: a.at("risk_in").list(ao.risk_in ?? ba?.risk_in ?? ["trivial", "low"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
+      requires_auto_fixable: a.at("requires_auto_fixable").boolean(ao.requires_auto_fixable ?? ba?.requires_auto_fixable ?? true),
+      requires_no_needs_more_info: a
+        .at("requires_no_needs_more_info")
+        .boolean(ao.requires_no_needs_more_info ?? ba?.requires_no_needs_more_info ?? false),
     },
-    human_approve_min: r.at("human_approve_min").integer(o.human_approve_min ?? 3, 1, 1000),
+    human_approve_min: r.at("human_approve_min").integer(o.human_approve_min ?? base?.human_approve_min ?? 3, 1, 1000),
   };
 }
 
-/** Validates a policy document, fills in its defaults and computes its version. */
-export function parsePolicy(name: string, document: Json): Policy {
+/**
+ * Validates a policy document, fills in what it leaves out and computes its version. With `base`
+ * (policy files get the `default` policy, SPEC section 4), every section and field left out takes
+ * `base`'s value, a reviewer's fields included (from `base`'s reviewer of the same role); a list
+ * that is given (`checks`, `reviewers`) replaces `base`'s whole. Without `base`, the document must
+ * name its reviewers and the rest falls back to the seed's values.
+ */
+export function parsePolicy(name: string, document: Json, base?: PolicyDocument): Policy {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
     throw new PolicyError(`policy name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-'`);
   }
   const r = new Reader("");
   const o = r.object(document, ["reviewers", "veto_confidence", "cautious_review", "decision"]);
-  const reviewers = r.at("reviewers").list(o.reviewers, readReviewer);
+  const reviewers = r.at("reviewers").list(o.reviewers ?? base?.reviewers, (ri, v) => readReviewer(ri, v, base));
   if (reviewers.length === 0) r.at("reviewers").fail("must name at least one reviewer");
   const seen = new Set<string>();
   reviewers.forEach((rev, i) => {
@@ -279,15 +292,16 @@ export function parsePolicy(name: string, document: Json): Policy {
   });
   const c = r.at("cautious_review");
   const co = c.object(o.cautious_review ?? {}, ["risk_in", "tolerance_below", "concern"]);
+  const bc = base?.cautious_review;
   const parsed: PolicyDocument = {
     reviewers,
-    veto_confidence: r.at("veto_confidence").number(o.veto_confidence ?? 0.95, 0, 1),
+    veto_confidence: r.at("veto_confidence").number(o.veto_confidence ?? base?.veto_confidence ?? 0.95, 0, 1),
     cautious_review: {
-      risk_in: c.at("risk_in").list(co.risk_in ?? ["critical"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
-      tolerance_below: c.at("tolerance_below").number(co.tolerance_below ?? 0.3, 0, 1),
-      concern: c.at("concern").template(co.concern ?? "Critical risk requires additional review"),
+      risk_in: c.at("risk_in").list(co.risk_in ?? bc?.risk_in ?? ["critical"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
+      tolerance_below: c.at("tolerance_below").number(co.tolerance_below ?? bc?.tolerance_below ?? 0.3, 0, 1),
+      concern: c.at("concern").template(co.concern ?? bc?.concern ?? "Critical risk requires additional review"),
     },
-    decision: readDecisionRules(r.at("decision"), o.decision ?? {}),
+    decision: readDecisionRules(r.at("decision"), o.decision ?? {}, base?.decision),
   };
   return { ...parsed, name, version: `${name}@${policyDigest(parsed).slice(0, 12)}` };
 }
@@ -319,13 +333,16 @@ export function reviewerProfiles(policy: Policy): ReviewerProfile[] {
   }));
 }
 
-/** Parses a policy file's text (JSON, or YAML, which includes JSON) and validates it. */
-export function parsePolicyText(name: string, text: string): Policy {
+/**
+ * Parses a policy file's text (JSON, or YAML, which includes JSON) and validates it; what it leaves
+ * out comes from `base` (see parsePolicy: config.ts passes the `default` policy).
+ */
+export function parsePolicyText(name: string, text: string, base?: PolicyDocument): Policy {
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true, strict: true });
   } catch (err) {
     throw new PolicyError(`not valid JSON or YAML: ${(err as Error).message.split("\n")[0]}`);
   }
-  return parsePolicy(name, document);
+  return parsePolicy(name, document, base);
 }

@@ -1,12 +1,10 @@
 /** Checks of client input against SPEC section 2 and the size limits; each failure names its field. */
 import { InvalidArgumentError } from "./errors.js";
-import { LIMITS } from "./limits.js";
+import { LIMITS, utf8Bytes } from "./limits.js";
 import type { Suggestion } from "./model.js";
 
-const utf8 = new TextEncoder();
-
 export function byteLength(text: string): number {
-  return utf8.encode(text).length;
+  return utf8Bytes(text);
 }
 
 /** Rejects a string over `maxBytes` UTF-8 bytes; with `required`, also an empty or blank one. */

@@ -2,6 +2,7 @@
 import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
+import { decisionBytes, utf8Bytes, voteBytes } from "../domain/limits.js";
 import type { Decision, Vote } from "../domain/model.js";
 import type {
   CouncilServiceServer,
@@ -9,7 +10,7 @@ import type {
   WatchDecisionsRequest,
   WatchDecisionsResponse,
 } from "../gen/council/v1/council_service.js";
-import { serverStream, StreamWriter, unary, type Telemetry } from "./calls.js";
+import { serverStream, unary, type Telemetry } from "./calls.js";
 import {
   decisionToWire,
   decisionTypeFromWire,
@@ -22,8 +23,13 @@ import {
 } from "./convert.js";
 
 export interface CouncilServiceOptions {
-  /** How many messages a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED. */
-  watchBufferMessages: number;
+  /**
+   * How many bytes of events (waiting, or being sent) a watcher may fall behind before it is ended
+   * with RESOURCE_EXHAUSTED. One review's events are always taken when nothing is waiting.
+   */
+  watchBufferBytes: number;
+  /** How many WatchDecisions streams may be open at once; beyond, a new watch is RESOURCE_EXHAUSTED. */
+  maxWatchers: number;
 }
 
 /** Ends every open watch; used at shutdown so that watchers reconnect to another replica. */
@@ -37,10 +43,31 @@ function decisionEvent(d: Decision): ReviewSuggestionResponse {
   return { event: { $case: "decision", value: decisionToWire(d) }, decisionId: d.id, suggestionId: d.suggestionId };
 }
 
+/** One event of a watch, with its size as `decisionBytes`/`voteBytes` count it. */
+interface WatchEvent {
+  message: WatchDecisionsResponse;
+  bytes: number;
+}
+
+/**
+ * The events of each stored review, built once: every subscriber of a store receives the same
+ * decision object, so thousands of watchers share one copy of its events instead of one each.
+ */
+const eventsOf = new WeakMap<Decision, { votes: WatchEvent[]; decision: WatchEvent }>();
+
 /** Events of one stored review, as a watch sends them. */
-function reviewEvents(d: Decision, includeVotes: boolean): ReviewSuggestionResponse[] {
-  const votes = includeVotes ? d.votes.map((v) => voteEvent(v, d.id, d.suggestionId)) : [];
-  return [...votes, decisionEvent(d)];
+function reviewEvents(d: Decision, includeVotes: boolean): WatchEvent[] {
+  let events = eventsOf.get(d);
+  if (!events) {
+    // Each event also carries the decision and suggestion ids, and is a oneof inside its message.
+    const ids = utf8Bytes(d.id) + utf8Bytes(d.suggestionId) + 32;
+    events = {
+      votes: d.votes.map((v) => ({ message: voteEvent(v, d.id, d.suggestionId), bytes: voteBytes(v) + ids })),
+      decision: { message: decisionEvent(d), bytes: decisionBytes(d) + ids },
+    };
+    eventsOf.set(d, events);
+  }
+  return includeVotes ? [...events.votes, events.decision] : [events.decision];
 }
 
 export function councilService(
@@ -49,6 +76,7 @@ export function councilService(
   options: CouncilServiceOptions,
 ): { implementation: CouncilServiceServer; closeWatches: CloseWatches } {
   const watches = new Set<(err: Error) => void>();
+  let watching = 0;
 
   const implementation: CouncilServiceServer = {
     reviewSuggestion: serverStream(t, "ReviewSuggestion", async (req, out, ctx) => {
@@ -89,11 +117,16 @@ export function councilService(
       return { lessons: page.items.map(lessonToWire), nextPageToken: page.nextPageToken };
     }),
 
-    watchDecisions: serverStream(t, "WatchDecisions", async (req, out, _ctx, call) => {
+    watchDecisions: serverStream(t, "WatchDecisions", async (req, _out, _ctx, call) => {
+      if (watching >= options.maxWatchers) {
+        throw new ResourceExhaustedError(`this server already has ${options.maxWatchers} watches open, its limit; watch again later`);
+      }
+      watching++;
       t.metrics.watchers.inc();
       try {
-        await watch(council, req, out, call, options.watchBufferMessages, watches);
+        await watch(council, req, call, options.watchBufferBytes, watches);
       } finally {
+        watching--;
         t.metrics.watchers.dec();
       }
     }),
@@ -111,21 +144,24 @@ export function councilService(
 }
 
 /**
- * Streams each review stored from now on until the caller cancels. Events wait in a bounded queue
- * while the caller is slow; past the bound the watch ends with RESOURCE_EXHAUSTED.
+ * Streams each review stored from now on until the caller cancels. Events wait in a queue while
+ * the caller is slow, and are written one at a time, the next once the last has been sent; past
+ * `boundBytes` waiting or being sent, the watch ends with RESOURCE_EXHAUSTED (calls.ts resets a
+ * stream that is stuck on a message, so the memory it holds is freed at once).
  */
 function watch(
   council: Council,
   req: WatchDecisionsRequest,
-  out: StreamWriter<WatchDecisionsResponse>,
   call: ServerWritableStream<WatchDecisionsRequest, WatchDecisionsResponse>,
-  bound: number,
+  boundBytes: number,
   watches: Set<(err: Error) => void>,
 ): Promise<void> {
   const decisionType = decisionTypeFromWire("decision_type", req.decisionType);
   return new Promise<void>((resolve, reject) => {
-    const queue: WatchDecisionsResponse[] = [];
-    let pumping = false;
+    const queue: WatchEvent[] = [];
+    /** Bytes of the events waiting in the queue or being sent. */
+    let backlog = 0;
+    let writing = false;
     let finished = false;
 
     const finish = (err?: Error) => {
@@ -140,23 +176,33 @@ function watch(
     };
     const onCancel = () => finish();
 
-    const pump = async () => {
-      if (pumping) return;
-      pumping = true;
-      while (queue.length > 0 && !finished) await out.write(queue.shift()!);
-      pumping = false;
+    const pump = () => {
+      if (writing || finished) return;
+      const next = queue.shift();
+      if (!next) return;
+      writing = true;
+      // The callback runs once the message has left (HTTP/2 flow control let it go), or the call is gone.
+      call.write(next.message, () => {
+        writing = false;
+        backlog -= next.bytes;
+        pump();
+      });
     };
 
     const unsubscribe = council.watch(
       decisionType,
       (d) => {
         if (finished) return;
-        queue.push(...reviewEvents(d, req.includeVotes));
-        if (queue.length > bound) {
-          finish(new ResourceExhaustedError(`watcher fell more than ${bound} messages behind; watch again`));
+        const events = reviewEvents(d, req.includeVotes);
+        const bytes = events.reduce((sum, e) => sum + e.bytes, 0);
+        // A watcher that keeps up is never ended by one large review: it is taken when nothing waits.
+        if (backlog > 0 && backlog + bytes > boundBytes) {
+          finish(new ResourceExhaustedError(`the watcher fell more than ${boundBytes} bytes behind; watch again`));
           return;
         }
-        void pump();
+        queue.push(...events);
+        backlog += bytes;
+        pump();
       },
       (err) => finish(err),
       // Response headers tell the client that the watch is live: every review stored from now on is sent.

@@ -1,4 +1,5 @@
 /** grpc.health.v1.Health: the server ("") and CouncilService are SERVING while the store can serve. */
+import { constants } from "node:http2";
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
 import {
   HealthCheckResponse_ServingStatus as ServingStatus,
@@ -6,6 +7,7 @@ import {
   type HealthCheckResponse,
   type HealthServer,
 } from "../gen/grpc/health/v1/health.js";
+import { resetIfStillOpen } from "./calls.js";
 
 export { ServingStatus };
 
@@ -27,9 +29,12 @@ export class Health {
     }
   }
 
-  /** Ends every Watch stream (at shutdown). */
+  /** Ends every Watch stream (at shutdown); one whose caller does not read is reset, not waited for. */
   endWatches(): void {
-    for (const w of this.watchers) w.end();
+    for (const w of this.watchers) {
+      w.end();
+      resetIfStillOpen(w as ServerWritableStream<unknown, unknown>, constants.NGHTTP2_REFUSED_STREAM);
+    }
     this.watchers.clear();
   }
 

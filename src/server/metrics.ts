@@ -90,6 +90,12 @@ export async function serveMetrics(metrics: Metrics, addr: string): Promise<{ po
   });
   return {
     port: (server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // Closes every connection too: one that sends half a request would otherwise hold shutdown
+    // until Node's request timeout (5 minutes), past the grace period.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

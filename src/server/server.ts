@@ -1,8 +1,12 @@
 /**
  * The gRPC server: CouncilService, health and reflection on one port, and an orderly shutdown.
  */
+import { readFileSync } from "node:fs";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
+import { LIMITS } from "../domain/limits.js";
 import { CouncilServiceService } from "../gen/council/v1/council_service.js";
 import { HealthService } from "../gen/grpc/health/v1/health.js";
 import { ServerReflectionService as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection.js";
@@ -12,7 +16,8 @@ import type { Store } from "../store/store.js";
 import { councilService } from "./council_service.js";
 import { Health } from "./health.js";
 import { Metrics, serveMetrics } from "./metrics.js";
-import { DescriptorIndex, reflectionHandler } from "./reflection.js";
+import { DESCRIPTOR_SET_URL, DescriptorIndex, reflectionHandler } from "./reflection.js";
+import { strictUtf8Service } from "./utf8.js";
 
 export const COUNCIL_SERVICE = "council.v1.CouncilService";
 const SERVED = [COUNCIL_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
@@ -23,10 +28,22 @@ export interface ServerOptions {
   log: Logger;
   /** host:port; port 0 picks a free port. */
   addr: string;
-  watchBufferMessages?: number;
+  /** Bytes a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED (default 4 MiB). */
+  watchBufferBytes?: number;
+  /** WatchDecisions streams open at once on this server; beyond: RESOURCE_EXHAUSTED (default 1000). */
+  maxWatchers?: number;
+  /** Concurrent streams a client may open on one connection (default 1000). */
+  maxStreamsPerConnection?: number;
   /** host:port for Prometheus metrics at GET /metrics; undefined: not served. */
   metricsAddr?: string;
 }
+
+/** Defaults of the server's bounds; src/config.ts exposes the first two. */
+export const DEFAULTS = {
+  watchBufferBytes: 4 * 1024 * 1024,
+  maxWatchers: 1000,
+  maxStreamsPerConnection: 1000,
+} as const;
 
 export class CouncilServer {
   private shuttingDown = false;
@@ -49,16 +66,31 @@ export class CouncilServer {
 
   static async start(options: ServerOptions): Promise<CouncilServer> {
     const { council, store, log } = options;
-    const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+    const server = new Server({
+      "grpc.max_receive_message_length": LIMITS.messageBytes,
+      // Every response is bounded too (listings end a page early rather than pass pageBytes).
+      "grpc.max_send_message_length": LIMITS.messageBytes,
+      // grpc-js advertises no limit by default: one connection could open streams without end.
+      "grpc.max_concurrent_streams": options.maxStreamsPerConnection ?? DEFAULTS.maxStreamsPerConnection,
+    });
     const metrics = new Metrics(options.metricsAddr !== undefined);
     metrics.observe({ reviewsInFlight: () => council.reviewsInFlight, storeHealthy: () => store.isHealthy() });
-    const service = councilService(council, { log, metrics }, { watchBufferMessages: options.watchBufferMessages ?? 1000 });
-    server.addService(CouncilServiceService, service.implementation);
+    const service = councilService(
+      council,
+      { log, metrics },
+      {
+        watchBufferBytes: options.watchBufferBytes ?? DEFAULTS.watchBufferBytes,
+        maxWatchers: options.maxWatchers ?? DEFAULTS.maxWatchers,
+      },
+    );
+    const descriptors = readFileSync(DESCRIPTOR_SET_URL);
+    const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, descriptors));
+    server.addService(strictUtf8Service(CouncilServiceService, registry, COUNCIL_SERVICE), service.implementation);
 
     const health = new Health([COUNCIL_SERVICE]);
     server.addService(HealthService, health.implementation);
 
-    const reflect = reflectionHandler(DescriptorIndex.load(), SERVED);
+    const reflect = reflectionHandler(new DescriptorIndex(descriptors), SERVED);
     server.addService(ReflectionV1, { serverReflectionInfo: reflect });
     server.addService(ReflectionV1Alpha, { serverReflectionInfo: reflect });
 
@@ -83,12 +115,14 @@ export class CouncilServer {
   }
 
   /**
-   * Stops accepting calls, ends watches, lets calls in flight (and reviews that have started)
-   * finish within `graceMs`, then cancels whatever is left.
+   * Stops accepting calls, ends watches, lets calls in flight (and reviews that have started, even
+   * those whose callers have gone) finish, and cancels whatever is left when `graceMs` is over:
+   * the whole shutdown takes at most one grace period.
    */
   async shutdown(graceMs: number): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    const deadline = performance.now() + graceMs;
     this.health.setAll(false);
     this.closeWatches();
     this.health.endWatches();
@@ -98,7 +132,13 @@ export class CouncilServer {
     }, graceMs);
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     clearTimeout(timer);
-    await Promise.race([this.council.drain(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    const left = Math.max(0, deadline - performance.now());
+    let waited: NodeJS.Timeout | undefined;
+    const over = new Promise<boolean>((resolve) => (waited = setTimeout(() => resolve(true), left)));
+    if (await Promise.race([this.council.drain().then(() => false), over])) {
+      this.log.warn({ graceMs, reviewsInFlight: this.council.reviewsInFlight }, "grace period over: reviews still in flight are abandoned");
+    }
+    clearTimeout(waited);
     await this.metricsServer?.close();
   }
 }

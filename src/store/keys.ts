@@ -3,20 +3,28 @@
  *
  * Layout (prefix `council:` by default, `{…}` is the Redis Cluster hash tag of one bucket):
  *
- *   council:meta                               hash: buckets, created_at, layout (read at start)
+ *   council:meta                               hash: buckets, layout, created_at, token_key (read at
+ *                                                start, lua/open_keyspace.lua)
  *   council:{b7}:d:<decision id>               hash: doc (JSON of the immutable part), outcome,
  *                                                notes, lessons, implemented_at, op
- *   council:{b7}:req:<request id>              hash: id (decision id), fp (suggestion fingerprint)
+ *   council:{b7}:req:<request id>              hash: id (decision id), fp (suggestion fingerprint),
+ *                                                op (the save call that stored it)
  *   council:{b7}:oreq:<decision id>:<request id>  hash: fp (fingerprint of a RecordOutcome call)
- *   council:{b7}:ix:all                        zset, score 0, members `<15-digit ms>:<decision id>`
+ *   council:{b7}:ix:all                        zset, score 0, members `<order>:<decision id>`
  *   council:{b7}:ix:t:<decision type>          the same, one decision type
  *   council:{b7}:ix:s:<suggestion id>          the same, one suggestion
  *   council:{b7}:ix:ts:<type>:<suggestion id>  the same, both
  *   council:{b7}:counts                        hash: total, type:<t>, outcome:<o|pending>,
- *                                                auto_approved, lessons
- *   council:{b7}:lessons                       zset, score 0, members `<15-digit ms>:<decision id>:<12-digit n>`
+ *                                                auto_approved, lessons, last_us, sync (touched
+ *                                                before each WAIT: redis.ts `write`)
+ *   council:{b7}:lessons                       zset, score 0, members `<order>:<decision id>:<12-digit n>`
  *   council:{b7}:lesson                        hash: lessons member -> lesson JSON
  *   council:{b7}:events                        stream (capped): one entry per stored review
+ *
+ * `<order>` is `<15-digit ms>.<3-digit µs>` of the Redis server's TIME when the script stored the
+ * entry, made strictly increasing per bucket (`last_us`): the one clock that orders listings,
+ * lessons and events. Entries written before that (layout 1 too) have `<15-digit ms>` of the
+ * replica's clock; both forms sort together by their millisecond ("." sorts before ":").
  *
  * A bucket's keys share one hash tag, so each Lua script touches one slot. The tags are chosen so
  * that bucket i of n hashes into the i-th n-th of the 16384 cluster slots: whatever the slot
@@ -70,6 +78,18 @@ export function checkBucketCount(count: number): number {
 
 /** The key that records a keyspace's layout; outside every bucket, read once at start. */
 export const metaKey = (prefix: string) => `${prefix}meta`;
+
+/** The layout this code reads and writes; a keyspace recording another one is refused at start. */
+export const LAYOUT = "1";
+
+/** An index member: `<15-digit ms>[.<3-digit µs>]:<decision id>` (the optional part since the store orders). */
+export const INDEX_MEMBER = /^\d{15}(?:\.\d{3})?:\S{1,300}$/;
+
+/** A lesson member: `<15-digit ms>[.<3-digit µs>]:<decision id>:<12-digit n>`. */
+export const LESSON_MEMBER = /^\d{15}(?:\.\d{3})?:\S{1,300}:\d{12}$/;
+
+/** The decision id in an index member. */
+export const memberDecisionId = (member: string): string => member.slice(member.indexOf(":") + 1);
 
 export interface IndexFilter {
   decisionType?: DecisionType;

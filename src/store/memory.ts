@@ -2,11 +2,13 @@
  * The in-process store: everything in memory, lost at exit. It lets a newcomer run Council with
  * nothing else installed, and is the reference the Redis store is held to by the contract suite.
  */
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { InvalidArgumentError } from "../domain/errors.js";
+import { decisionBytes, lessonBytes } from "../domain/limits.js";
 import { emptySummary, PENDING, type Decision, type Lesson, type Summary } from "../domain/model.js";
 import {
-  decisionSortKey,
+  countWithin,
   type DecisionFilter,
   type OutcomeChange,
   type OutcomeResult,
@@ -48,6 +50,13 @@ const copy = <T>(value: T): T => structuredClone(value);
 
 export class MemoryStore implements Store {
   readonly description = "in-process (not durable: everything is lost at exit)";
+  /** One process is the only replica: a random key per store is shared by everyone who can use it. */
+  readonly pageTokenKey = randomBytes(32);
+  /**
+   * The one clock of this store: every review and lesson takes the next number, so listings are in
+   * the order things were stored, whatever the clock of the caller says.
+   */
+  private order = 0;
   private readonly decisions = new Map<string, Decision>();
   private readonly byRequest = new Map<string, { id: string; fingerprint: string }>();
   /** Outcome request ids, keyed by [decision id, request id], with their fingerprints. */
@@ -65,7 +74,7 @@ export class MemoryStore implements Store {
     }
     const stored = copy(decision);
     this.decisions.set(stored.id, stored);
-    const key = decisionSortKey(stored);
+    const key = `${String(++this.order).padStart(15, "0")}:${stored.id}`;
     for (const name of indexNames(stored)) this.index(name).insert(key);
     this.counts.totalDecisions += 1;
     this.counts.byType[stored.decision] += 1;
@@ -87,9 +96,12 @@ export class MemoryStore implements Store {
 
   async listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>> {
     const name = filterIndexName(filter);
-    const { keys, more } = this.index(name).pageBelow(page.limit, checkCursor(page.cursor));
-    const items = keys.map((k) => copy(this.decisions.get(k.slice(k.indexOf(":") + 1))!));
-    return { items, next: more && keys.length ? keys[keys.length - 1] : undefined };
+    const { keys, more } = this.index(name).pageBelow(page.limit, checkCursor(page.cursor, INDEX_KEY));
+    const found = keys.map((k) => this.decisions.get(k.slice(k.indexOf(":") + 1))!);
+    // Measured before copying, so that a page of large decisions is never copied whole.
+    const n = countWithin(found, decisionBytes, page.maxBytes);
+    const items = found.slice(0, n).map(copy);
+    return { items, next: (more || n < keys.length) && n > 0 ? keys[n - 1] : undefined };
   }
 
   async recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult> {
@@ -108,6 +120,7 @@ export class MemoryStore implements Store {
     d.outcomeNotes = notes;
     d.lessonsLearned = lessons;
     d.implementedAt = at;
+    // Lessons are kept in the order this store recorded them, like the reviews (never by `at`).
     this.lessons.push({ decisionId: id, outcome, lessons, notes, recordedAt: at });
     this.counts.learningEntries += 1;
     return { kind: "recorded", decision: copy(d) };
@@ -118,7 +131,7 @@ export class MemoryStore implements Store {
   }
 
   async listLessons(page: PageRequest): Promise<Page<Lesson>> {
-    const cursor = checkCursor(page.cursor);
+    const cursor = checkCursor(page.cursor, LESSON_KEY);
     let end = this.lessons.length;
     if (cursor !== undefined) {
       end = Number(cursor);
@@ -127,14 +140,33 @@ export class MemoryStore implements Store {
       }
     }
     const start = Math.max(0, end - page.limit);
-    const items = this.lessons.slice(start, end).reverse().map(copy);
-    return { items, next: start > 0 ? String(start) : undefined };
+    const found = this.lessons.slice(start, end).reverse();
+    const n = countWithin(found, lessonBytes, page.maxBytes);
+    const items = found.slice(0, n).map(copy);
+    return { items, next: n > 0 && end - n > 0 ? String(end - n) : undefined };
   }
 
-  subscribe(onReview: (decision: Decision) => void, _onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
-    this.events.on("review", onReview);
+  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
+    // saveReview emits synchronously: a subscriber that threw would fail a review already stored,
+    // and keep the subscribers after it from hearing of it. One that throws is dropped instead,
+    // and told through onError (as a Redis subscription that breaks is).
+    const listener = (decision: Decision) => {
+      try {
+        onReview(decision);
+      } catch (err) {
+        this.events.off("review", listener);
+        queueMicrotask(() => {
+          try {
+            onError(err instanceof Error ? err : new Error(String(err)));
+          } catch {
+            // Nothing is left to tell: the subscription has ended.
+          }
+        });
+      }
+    };
+    this.events.on("review", listener);
     if (onLive) queueMicrotask(onLive);
-    return () => this.events.off("review", onReview);
+    return () => this.events.off("review", listener);
   }
 
   isHealthy(): boolean {
@@ -170,8 +202,13 @@ function filterIndexName(f: DecisionFilter): string {
   return JSON.stringify([f.decisionType ?? "", f.suggestionId ?? ""]);
 }
 
-function checkCursor(cursor: string | undefined): string | undefined {
-  if (cursor !== undefined && (cursor === "" || cursor.length > 512)) {
+/** An index key: `<15-digit order>:<decision id>`. */
+const INDEX_KEY = /^\d{15}:\S{1,300}$/;
+/** A lessons cursor: how many lessons lie below it. */
+const LESSON_KEY = /^\d{1,15}$/;
+
+function checkCursor(cursor: string | undefined, shape: RegExp): string | undefined {
+  if (cursor !== undefined && !shape.test(cursor)) {
     throw new InvalidArgumentError("page_token", "is malformed");
   }
   return cursor;

@@ -10,5 +10,11 @@ export async function openStore(config: Config, log: Logger): Promise<Store> {
     log.warn("no REDIS_URL: using the in-process store; decisions are lost when the process exits");
     return new MemoryStore();
   }
-  return RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, log, buckets: config.redisBuckets });
+  return RedisStore.open({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    log,
+    buckets: config.redisBuckets,
+    minReplicas: config.redisMinReplicas,
+  });
 }

@@ -5,7 +5,6 @@
  * Times are milliseconds since the epoch.
  */
 import {
-  DECISION_TYPES,
   OUTCOMES,
   type Decision,
   type DecisionType,
@@ -165,9 +164,4 @@ export function encodeLesson(l: Lesson): string {
 export function decodeLesson(json: string): Lesson {
   const l = JSON.parse(json) as { decisionId: string; outcome: string; lessons: string; notes: string; recordedAt: number };
   return { decisionId: l.decisionId, outcome: outcomeOf(l.outcome), lessons: l.lessons, notes: l.notes, recordedAt: new Date(l.recordedAt) };
-}
-
-/** Checks that a decision type read from a counter field name is one we know. */
-export function isDecisionType(word: string): word is DecisionType {
-  return (DECISION_TYPES as readonly string[]).includes(word);
 }

@@ -24,17 +24,31 @@ export interface RedisTarget {
 /**
  * Reads `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS) or
  * `redis+cluster://[user:password@]host:port,host:port,…` (any reachable nodes of a cluster).
+ *
+ * The URL holds a password, so no error quotes any part of it: each names only what is wrong
+ * (`REDIS_URL` is replaced by the flag's name when the flag set it). A URL that can be read two
+ * ways is refused rather than guessed: `redis://:s3c@ret@host:6379` (an `@` in the password left
+ * unencoded) would otherwise connect to a host named `ret@host` and print that name in logs and
+ * errors.
  */
 export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(redis|rediss|redis\+cluster):\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/(\d*))?\/?$/.exec(url);
-  if (!m) throw new Error("REDIS_URL must look like redis://host:port[/db], rediss://host:port or redis+cluster://host:port,host:port");
+  if (!m) {
+    throw new Error(
+      "REDIS_URL must look like redis://host:port[/db], rediss://host:port or redis+cluster://host:port,host:port, " +
+        "with [user:password@] after the // (percent-encode special characters of the password, e.g. @ as %40, / as %2F)",
+    );
+  }
   const [, scheme, userinfo, hostlist, db] = m;
+  if (hostlist!.includes("@")) {
+    throw new Error("REDIS_URL: ambiguous, it has more than one @ (percent-encode each @ in the user name or password as %40)");
+  }
   const cluster = scheme === "redis+cluster";
-  const nodes = hostlist!.split(",").map((hp) => {
-    const hm = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hp.trim());
-    if (!hm) throw new Error(`REDIS_URL: ${JSON.stringify(hp)} is not host:port`);
+  const nodes = hostlist!.split(",").map((hp, i) => {
+    const hm = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/.exec(hp.trim());
+    if (!hm) throw new Error(`REDIS_URL: node ${i + 1} is not host:port (a host name, IPv4 address or [IPv6 address], and a port)`);
     const port = hm[2] === undefined ? 6379 : Number(hm[2]);
-    if (port < 1 || port > 65535) throw new Error(`REDIS_URL: port ${port} is out of range`);
+    if (port < 1 || port > 65535) throw new Error(`REDIS_URL: the port of node ${i + 1} is out of range (1-65535)`);
     return { host: hm[1]!.replace(/^\[(.*)\]$/, "$1"), port };
   });
   if (!cluster && nodes.length !== 1) throw new Error("REDIS_URL: list several nodes only with redis+cluster://");
@@ -43,8 +57,12 @@ export function parseRedisUrl(url: string): RedisTarget {
   let password: string | undefined;
   if (userinfo !== undefined && userinfo !== "") {
     const colon = userinfo.indexOf(":");
-    username = colon === -1 ? undefined : decodeURIComponent(userinfo.slice(0, colon)) || undefined;
-    password = decodeURIComponent(colon === -1 ? userinfo : userinfo.slice(colon + 1));
+    try {
+      username = colon === -1 ? undefined : decodeURIComponent(userinfo.slice(0, colon)) || undefined;
+      password = decodeURIComponent(colon === -1 ? userinfo : userinfo.slice(colon + 1));
+    } catch {
+      throw new Error("REDIS_URL: the user name or password has a % that does not start a percent-encoded character; write % as %25");
+    }
   }
   return {
     cluster,
@@ -151,8 +169,10 @@ export function masters(client: RedisClient): Redis[] {
  * Logs a warning when Redis's persistence can lose writes that Council already acknowledged:
  * with `appendonly no` a crash loses everything since the last snapshot, with `appendfsync everysec`
  * up to a second. Managed Redis often refuses CONFIG: then it says that it could not check.
+ * Returns whether every master runs `appendonly yes` (false when it could not tell).
  */
-export async function checkPersistence(client: RedisClient, log: Logger): Promise<void> {
+export async function checkPersistence(client: RedisClient, log: Logger): Promise<boolean> {
+  let allAppendOnly = true;
   for (const node of masters(client)) {
     const where = `${node.options.host}:${node.options.port}`;
     let appendonly: string | undefined;
@@ -167,9 +187,11 @@ export async function checkPersistence(client: RedisClient, log: Logger): Promis
         { redis: where, err: (err as Error).message },
         "could not check Redis persistence (CONFIG GET refused); make sure it runs with appendonly yes and appendfsync always, or acknowledged decisions can be lost in a crash",
       );
+      allAppendOnly = false;
       continue;
     }
     if (appendonly !== "yes") {
+      allAppendOnly = false;
       log.warn(
         { redis: where, appendonly, appendfsync },
         "Redis persistence can lose acknowledged decisions: appendonly is not yes (a crash loses everything since the last snapshot); run Redis with appendonly yes and appendfsync always",
@@ -181,6 +203,29 @@ export async function checkPersistence(client: RedisClient, log: Logger): Promis
       );
     } else {
       log.info({ redis: where, appendonly, appendfsync }, "Redis persistence: appendonly yes, appendfsync always");
+    }
+  }
+  return allAppendOnly;
+}
+
+/**
+ * Logs a warning for each master that has fewer connected replicas than writes wait for
+ * (COUNCIL_REDIS_MIN_REPLICAS): until they connect, every write there fails UNAVAILABLE.
+ */
+export async function checkReplicas(client: RedisClient, wanted: number, log: Logger): Promise<void> {
+  for (const node of masters(client)) {
+    const where = `${node.options.host}:${node.options.port}`;
+    try {
+      const info = await node.info("replication");
+      const connected = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
+      if (connected < wanted) {
+        log.warn(
+          { redis: where, connected, wanted },
+          "Redis has fewer connected replicas than COUNCIL_REDIS_MIN_REPLICAS: writes fail UNAVAILABLE until enough are connected",
+        );
+      } else log.info({ redis: where, connected, wanted }, "writes wait for replicas (COUNCIL_REDIS_MIN_REPLICAS)");
+    } catch (err) {
+      log.warn({ redis: where, err: (err as Error).message }, "could not count Redis replicas (INFO replication refused)");
     }
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The live feed behind WatchDecisions: every bucket's event stream (`<prefix>{tag}:events`, one
- * entry per stored review, written by save_review.lua in the same atomic step as the review),
- * read by one shared reader per process. The reader starts with the first subscriber, at the end
- * of each stream as it is then, and stops with the last.
+ * small entry per stored review — its bucket's sequence number, its order, the decision id and
+ * type — written by save_review.lua in the same atomic step as the review), read by one shared
+ * reader per process, which then fetches the decisions themselves (pipelined, a few at a time, so
+ * that memory stays bounded however large decisions are). The reader starts with the first
+ * subscriber, at the end of each stream as it is then, and stops with the last.
  *
  * - Single Redis: one blocking `XREAD BLOCK … STREAMS <every bucket>` on a dedicated connection.
- *   One read is atomic across the streams, so sorting each batch by the server time that
- *   save_review.lua put in the entries gives the order the reviews were stored in.
+ *   One read is atomic across the streams, so sorting each batch by the order save_review.lua put
+ *   in the entries gives the order the reviews were stored in.
  * - Cluster: a multi-key XREAD across slots is refused (CROSSSLOT), and one blocking connection
  *   per bucket would cost buckets × masters connections per process, so the reader polls every
  *   bucket without blocking (pipelined per node) every `pollMs`. Reads of different nodes are not
@@ -14,27 +16,48 @@
  *   review is delivered before one stored earlier (by a single clock; across the masters of a
  *   real cluster the order is only as good as their clocks agree).
  *
- * A Redis blip does not end watches: the reader retries from the last entry it saw. Each entry
- * carries its bucket's sequence number; if the reader finds that it missed entries (it fell
- * further behind than the capped stream keeps), every subscriber gets `onError` with an
- * UnavailableError, so that no watcher silently misses a review.
+ * A watch never hangs silently. The reader knows, for every bucket, the sequence number of the
+ * last review it has seen (at start: the bucket's counter, read atomically with the stream's end,
+ * so an empty stream is no excuse), and it ends every subscription with an UnavailableError
+ * ("watch again") when
+ * - an entry's sequence number is not the next one: entries were trimmed before it read them (it
+ *   fell further behind than the capped stream keeps), or the sequence started again (Redis lost
+ *   data: a restart without persistence, a FLUSHALL, a failover to a replica that had not caught
+ *   up);
+ * - a periodic check (every `checkMs`, whether or not entries arrive) finds that a bucket's counter
+ *   went back or its stream's ids did (the same losses, with no new entry to show them), or that
+ *   the counter moved on while the stream holds nothing after the last entry read (trimmed
+ *   before it was read);
+ * - an entry has no sequence number or names no decision;
+ * - it could not read Redis for `stallMs` (a Redis blip shorter than that is ridden out: the
+ *   reader retries from the last entry it saw).
+ * A decision an event names that is missing or unreadable ends the subscriptions with the error
+ * the store would give for it (DATA_LOSS or INTERNAL), rather than skipping it unseen.
  */
 import type { Redis } from "ioredis";
-import { UnavailableError } from "../domain/errors.js";
+import { CouncilError, DataLossError, UnavailableError } from "../domain/errors.js";
 import type { Decision } from "../domain/model.js";
 import type { Logger } from "../log.js";
+import type { Keyspace } from "./keys.js";
 import { decodeDecision, fieldMap } from "./redis_codec.js";
 import { whenReady, type RedisClient } from "./redis_connection.js";
+import { classify } from "./redis_errors.js";
 import type { Unsubscribe } from "./store.js";
 
-/** Entries read per stream per call. */
+/** Entries read per stream per call (each about 100 bytes). */
 const BATCH = 500;
+/** Decisions fetched at once: at the size limits one is about 1.5 MB, so this bounds the reader's memory. */
+const FETCH = 32;
+
+/** What every subscriber reads when the feed cannot tell whether it missed reviews. */
+export const WATCH_BROKEN = "the watch may have missed reviews (the event stream was trimmed or reset); watch again";
+export const WATCH_STALLED = "the watch lost its connection to the store; watch again";
 
 interface Position {
-  /** The last entry id seen; "0-0" for an empty stream. */
+  /** The last entry id read; "0-0" before the first. */
   id: string;
-  /** The sequence number of that entry; undefined when unknown. */
-  seq: number | undefined;
+  /** The sequence number of the last review of this bucket the reader has accounted for. */
+  seq: number;
 }
 
 interface Entry {
@@ -60,7 +83,8 @@ interface EventSource {
   stop(): void;
 }
 
-class GapError extends Error {}
+/** The feed cannot tell whether it missed reviews; `detail` is for the log. */
+class FeedBroken extends Error {}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -69,6 +93,13 @@ function toEntries(bucket: number, raw: RawEntry[]): Entry[] {
     const fields = fieldMap(flat);
     return { bucket, id, seq: Number(fields.seq), us: Number(fields.us), fields };
   });
+}
+
+/** Compares two stream ids (`<ms>-<n>`) numerically. */
+export function compareIds(a: string, b: string): number {
+  const [am, an] = a.split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bn] = b.split("-").map(BigInt) as [bigint, bigint];
+  return am !== bm ? (am < bm ? -1 : 1) : an !== bn ? (an < bn ? -1 : 1) : 0;
 }
 
 /** Single Redis: one blocking XREAD over every bucket's stream on its own connection. */
@@ -162,6 +193,26 @@ interface Subscriber {
   onError: (err: Error) => void;
 }
 
+export interface FeedOptions {
+  /** Subscriptions end with UNAVAILABLE when the reader has not read Redis for this long. Default 10000. */
+  stallMs?: number;
+  /** How often the reader checks that no stream was reset or trimmed behind it. Default 1000. */
+  checkMs?: number;
+}
+
+/** The keys the feed reads: every bucket's stream, counters and decisions. */
+export type FeedKeys = Pick<Keyspace, "all" | "events" | "counts" | "decision">;
+
+/** Replies of a MULTI, each checked for an error. */
+async function transaction(multi: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
+  const replies = await multi.exec();
+  if (!replies) throw new Error("Connection is closed."); // EXEC aborted: treated as a lost connection
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
 /** The one reader of a process, shared by every subscriber. */
 export class EventFeed {
   private readonly subscribers = new Set<Subscriber>();
@@ -170,13 +221,21 @@ export class EventFeed {
   /** Whether the running reader knows where every stream ended when it started. */
   private live = false;
   private waitingForLive: (() => void)[] = [];
+  private readonly streams: string[];
+  private readonly stallMs: number;
+  private readonly checkMs: number;
 
   constructor(
     private readonly client: RedisClient,
-    private readonly streams: string[],
+    private readonly keys: FeedKeys,
     private readonly source: EventSource,
     private readonly log: Logger,
-  ) {}
+    options: FeedOptions = {},
+  ) {
+    this.streams = keys.all().map((b) => keys.events(b));
+    this.stallMs = options.stallMs ?? 10_000;
+    this.checkMs = options.checkMs ?? 1000;
+  }
 
   subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"], onLive?: () => void): Unsubscribe {
     const sub: Subscriber = { onReview, onError };
@@ -220,82 +279,176 @@ export class EventFeed {
     this.source.stop();
   }
 
-  /** Where each stream ends now: the reader delivers what comes after. */
-  private async positions(): Promise<Position[]> {
-    const last = await Promise.all(
-      this.streams.map((key) => this.client.xrevrange(key, "+", "-", "COUNT", 1) as Promise<RawEntry[]>),
+  /**
+   * Where each stream ends now, and the sequence number of its bucket's last review, read in one
+   * transaction per bucket so that the two agree: the reader delivers what comes after.
+   */
+  private async start(): Promise<Position[]> {
+    const k = this.keys;
+    const replies = await Promise.all(
+      k.all().map((b) => transaction(this.client.multi().hget(k.counts(b), "total").xrevrange(k.events(b), "+", "-", "COUNT", 1))),
     );
-    return last.map((entries) => {
-      const top = entries[0];
-      if (!top) return { id: "0-0", seq: undefined };
-      const seq = Number(fieldMap(top[1]).seq);
-      return { id: top[0], seq: Number.isSafeInteger(seq) ? seq : undefined };
+    return replies.map(([total, last], bucket) => {
+      const top = (last as RawEntry[])[0];
+      const seq = Number(total ?? 0);
+      if (!Number.isSafeInteger(seq)) throw new FeedBroken(`bucket ${bucket}: its counter ${JSON.stringify(total)} is not a number`);
+      return { id: top ? top[0] : "0-0", seq };
+    });
+  }
+
+  /**
+   * Whether every bucket still continues where the reader is: its counter has not gone back, its
+   * stream's ids have not, and if the counter moved on, the stream still holds the entry after the
+   * reader's position (else it was trimmed unread). One transaction per bucket.
+   */
+  private async check(positions: Position[]): Promise<void> {
+    const k = this.keys;
+    const replies = await Promise.all(
+      k.all().map((b) =>
+        transaction(
+          this.client
+            .multi()
+            .hget(k.counts(b), "total")
+            .xrevrange(k.events(b), "+", "-", "COUNT", 1)
+            .xrange(k.events(b), `(${positions[b]!.id}`, "+", "COUNT", 1),
+        ),
+      ),
+    );
+    replies.forEach(([total, last, next], bucket) => {
+      const p = positions[bucket]!;
+      const seq = Number(total ?? 0);
+      const top = (last as RawEntry[])[0];
+      if (!Number.isSafeInteger(seq) || seq < p.seq) {
+        throw new FeedBroken(`bucket ${bucket}: its sequence went back from ${p.seq} to ${JSON.stringify(total)} (Redis lost data)`);
+      }
+      if (top && p.id !== "0-0" && compareIds(top[0], p.id) < 0) {
+        throw new FeedBroken(`bucket ${bucket}: its stream ends at ${top[0]}, before ${p.id} already read (Redis lost data)`);
+      }
+      if (seq > p.seq && (next as RawEntry[]).length === 0) {
+        throw new FeedBroken(`bucket ${bucket}: events ${p.seq + 1}-${seq} were trimmed before they were read`);
+      }
+    });
+  }
+
+  /** Moves each bucket's position past `entries`, which must continue its sequence exactly. */
+  private advance(positions: Position[], entries: Entry[]): void {
+    for (const e of entries) {
+      const p = positions[e.bucket]!;
+      if (!Number.isSafeInteger(e.seq)) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} has no sequence number`);
+      if (e.seq > p.seq + 1) throw new FeedBroken(`bucket ${e.bucket}: missed ${e.seq - p.seq - 1} event(s) before ${e.id}`);
+      if (e.seq <= p.seq) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} has sequence ${e.seq} after ${p.seq} (Redis lost data)`);
+      p.seq = e.seq;
+      p.id = e.id;
+    }
+  }
+
+  /**
+   * The decisions `entries` name, in order. Entries written before events became small carry the
+   * decision themselves. The event is sent as the review was stored: without the outcome, notes
+   * and lessons a RecordOutcome may have added since.
+   */
+  private async fetch(entries: Entry[]): Promise<Decision[]> {
+    const docs = await Promise.all(
+      entries.map((e) => {
+        if (e.fields.doc !== undefined) return e.fields.doc;
+        const id = e.fields.id;
+        if (!id) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} names no decision`);
+        return this.client.hget(this.keys.decision(e.bucket, id), "doc");
+      }),
+    );
+    return entries.map((e, i) => {
+      const doc = docs[i];
+      if (doc === null || doc === undefined) {
+        throw new DataLossError(`watch: event ${e.id} of bucket ${e.bucket} names decision ${e.fields.id}, which is missing`);
+      }
+      return decodeDecision(e.fields.doc !== undefined ? e.fields : { doc })!;
     });
   }
 
   private async run(generation: number): Promise<void> {
     const current = () => generation === this.generation;
+    let lastOk = Date.now();
+    // However a read hangs, a reader that has not read Redis for stallMs ends its subscriptions.
+    const watchdog = setInterval(
+      () => {
+        if (!current() || Date.now() - lastOk <= this.stallMs) return;
+        this.log.warn({ stallMs: this.stallMs }, "watch: cannot read events from Redis; ending watches");
+        this.fail(new UnavailableError(WATCH_STALLED));
+      },
+      Math.max(10, Math.min(250, this.stallMs / 4)),
+    );
+    watchdog.unref();
     let positions: Position[] | undefined;
     let held: Entry[] = [];
+    let ready: Entry[] = [];
     let watermark = -1;
+    let lastCheck = 0;
     let failures = 0;
-    while (current()) {
-      try {
-        if (!positions) {
-          positions = await this.positions();
-          if (!current()) return;
-          this.live = true;
-          for (const onLive of this.waitingForLive.splice(0)) onLive();
-        }
-        const { entries, full } = await this.source.read(positions);
-        if (!current()) return;
-        for (const e of entries) {
-          const p = positions[e.bucket]!;
-          if (Number.isSafeInteger(e.seq)) {
-            if (p.seq !== undefined && e.seq > p.seq + 1) {
-              throw new GapError(`missed ${e.seq - p.seq - 1} event(s) of bucket ${e.bucket}`);
-            }
-            p.seq = e.seq;
+    try {
+      while (current()) {
+        try {
+          if (!positions) {
+            positions = await this.start();
+            if (!current()) return;
+            lastOk = lastCheck = Date.now();
+            this.live = true;
+            for (const onLive of this.waitingForLive.splice(0)) onLive();
           }
-          p.id = e.id;
-        }
-        if (failures > 0) this.log.info({ failures }, "watch: reading events again");
-        failures = 0;
+          if (ready.length > 0) {
+            const chunk = ready.slice(0, FETCH);
+            const decisions = await this.fetch(chunk);
+            if (!current()) return;
+            lastOk = Date.now();
+            ready = ready.slice(chunk.length);
+            this.deliver(decisions);
+            continue;
+          }
+          if (Date.now() - lastCheck >= this.checkMs) {
+            await this.check(positions);
+            if (!current()) return;
+            lastOk = lastCheck = Date.now();
+          }
+          const { entries, full } = await this.source.read(positions);
+          if (!current()) return;
+          lastOk = Date.now();
+          this.advance(positions, entries);
+          if (failures > 0) this.log.info({ failures }, "watch: reading events again");
+          failures = 0;
 
-        let ready = entries;
-        if (this.source.holdBack) {
-          held.push(...entries);
-          ready = held.filter((e) => e.us <= watermark);
-          held = held.filter((e) => e.us > watermark);
-          for (const e of entries) if (e.us > watermark) watermark = e.us;
+          let next = entries;
+          if (this.source.holdBack) {
+            held.push(...entries);
+            next = held.filter((e) => e.us <= watermark);
+            held = held.filter((e) => e.us > watermark);
+            for (const e of entries) if (e.us > watermark) watermark = e.us;
+          }
+          ready = next.sort((a, b) => a.us - b.us || a.bucket - b.bucket || a.seq - b.seq);
+          if (!full && ready.length === 0) await this.source.pause();
+        } catch (err) {
+          if (!current()) return;
+          if (err instanceof FeedBroken) {
+            this.log.warn({ err: err.message }, "watch: the event streams do not continue where the reader was; ending watches");
+            this.fail(new UnavailableError(WATCH_BROKEN));
+            return;
+          }
+          const e: CouncilError = classify("watch", err);
+          if (!(e instanceof UnavailableError)) {
+            this.log.error({ err: e }, "watch: an event cannot be delivered; ending watches");
+            this.fail(e);
+            return;
+          }
+          failures++;
+          if (failures === 1) this.log.warn({ err: (err as Error).message }, "watch: cannot read events from Redis; retrying");
+          await sleep(Math.min(100 * 2 ** (failures - 1), 1000));
         }
-        this.deliver(ready);
-        if (!full) await this.source.pause();
-      } catch (err) {
-        if (!current()) return;
-        if (err instanceof GapError) {
-          this.log.warn({ err: err.message }, "watch: the reader fell behind the capped event streams; ending watches");
-          this.fail(new UnavailableError("the watch fell behind the event stream and missed reviews; watch again"));
-          return;
-        }
-        failures++;
-        if (failures === 1) this.log.warn({ err: (err as Error).message }, "watch: cannot read events from Redis; retrying");
-        await sleep(Math.min(100 * 2 ** (failures - 1), 2000));
       }
+    } finally {
+      clearInterval(watchdog);
     }
   }
 
-  private deliver(entries: Entry[]): void {
-    if (entries.length === 0) return;
-    entries.sort((a, b) => a.us - b.us || a.bucket - b.bucket || a.seq - b.seq);
-    for (const e of entries) {
-      let decision: Decision | undefined;
-      try {
-        decision = decodeDecision(e.fields);
-      } catch (err) {
-        this.log.error({ err, entry: e.id, bucket: e.bucket }, "watch: unreadable event entry skipped");
-      }
-      if (!decision) continue;
+  private deliver(decisions: Decision[]): void {
+    for (const decision of decisions) {
       for (const s of [...this.subscribers]) {
         if (!this.subscribers.has(s)) continue;
         try {

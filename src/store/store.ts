@@ -38,6 +38,23 @@ export interface PageRequest {
   limit: number;
   /** The `next` of the previous page; undefined for the first page. */
   cursor?: string;
+  /**
+   * A byte budget, counted with `decisionBytes`/`lessonBytes` (src/domain/limits.ts): the page
+   * ends before the item that would take it past the budget (it always holds at least one), and
+   * `next` then continues from the last item it holds. The store reads no more than it needs to.
+   */
+  maxBytes?: number;
+}
+
+/** How many of `items`, from the first, fit in `maxBytes` as `size` counts them: at least one. */
+export function countWithin<T>(items: readonly T[], size: (item: T) => number, maxBytes: number | undefined): number {
+  if (maxBytes === undefined) return items.length;
+  let total = 0;
+  for (let i = 0; i < items.length; i++) {
+    total += size(items[i]!);
+    if (total > maxBytes) return Math.max(1, i);
+  }
+  return items.length;
 }
 
 export interface Page<T> {
@@ -53,7 +70,16 @@ export interface Store {
   readonly description: string;
 
   /**
-   * Stores a review atomically. With a request_id, stores it only if the id is still free;
+   * A secret that every replica sharing this store holds, and nobody else: the key page tokens
+   * are signed with (HMAC-SHA256), so that a token is good on any replica of the keyspace that
+   * issued it and on nothing else.
+   */
+  readonly pageTokenKey: Buffer;
+
+  /**
+   * Stores a review atomically, and places it after every review and lesson stored before. With a
+   * request_id, stores it only if the id is still free (a re-sent copy of this very call, after a
+   * lost reply, is "stored", not "exists");
    * `fingerprint` identifies the suggestion so that a repeat can be told from a conflict. A
    * decision with a request_id must have the id `decisionIdForRequest(requestId)`.
    */
@@ -64,7 +90,10 @@ export interface Store {
 
   getDecision(id: string): Promise<Decision | undefined>;
 
-  /** Newest first. */
+  /**
+   * Newest first: in the order the store stored them (a counter, or the Redis server's clock made
+   * strictly increasing), never by `decidedAt`, which is the replica's clock.
+   */
   listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>>;
 
   /**
@@ -77,7 +106,7 @@ export interface Store {
   /** Exact counts, read from counters. */
   summary(): Promise<Summary>;
 
-  /** Newest first. */
+  /** Newest first, in the order the store recorded them (as listDecisions). */
   listLessons(page: PageRequest): Promise<Page<Lesson>>;
 
   /**
@@ -96,7 +125,3 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** A sort key that orders decisions by decision time, then id: `<ms, 15 digits>:<id>`. */
-export function decisionSortKey(d: Pick<Decision, "decidedAt" | "id">): string {
-  return `${String(d.decidedAt.getTime()).padStart(15, "0")}:${d.id}`;
-}

@@ -10,6 +10,7 @@ import type { Decision as WireDecision } from "../../src/gen/council/v1/review.j
 import { unique, wireSuggestion } from "../support/fixtures.js";
 import { RedisServer } from "../support/redis.js";
 import { call, review } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 import { listAll, ServiceProcess } from "./helpers.js";
 
 describe("Redis durability through gRPC", function () {
@@ -43,12 +44,19 @@ describe("Redis durability through gRPC", function () {
       }
     };
     const c = client;
-    const loops = Array.from({ length: 6 }, () => loop(c));
-    while (received.size < 150) await new Promise((r) => setTimeout(r, 10));
+    let loopsEnded = false;
+    const loops = Promise.all(Array.from({ length: 6 }, () => loop(c))).finally(() => (loopsEnded = true));
+    await waitFor(
+      () => {
+        if (loopsEnded) throw new Error(`the reviews stopped after ${received.size} decisions:\n${service!.log}`);
+        return received.size >= 150;
+      },
+      { timeoutMs: 60_000, what: "150 decisions to be received" },
+    );
     // Both die at once, with reviews in flight.
     await Promise.all([service.kill(), redis.kill()]);
     stop = true;
-    await Promise.all(loops);
+    await loops;
     client.close();
     expect(received.size).to.be.at.least(150);
 

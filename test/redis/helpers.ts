@@ -10,6 +10,7 @@ import { HealthCheckResponse_ServingStatus, HealthClient } from "../../src/gen/g
 import { createLogger } from "../../src/log.js";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.js";
 import { call, startCouncil, type Running, type StartOptions } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 export const silent = createLogger("silent");
 
@@ -73,20 +74,32 @@ export class ServiceProcess {
     let output = "";
     child.stdout!.on("data", (d: Buffer) => (output += d.toString("utf8")));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString("utf8")));
-    const deadline = Date.now() + 20_000;
-    let addr: string | undefined;
-    while (!addr) {
-      const line = output.split("\n").find((l) => l.includes("council listening"));
-      if (line) addr = (JSON.parse(line) as { addr: string }).addr;
-      else if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`the council process did not start:\n${output}`);
-      } else await new Promise((r) => setTimeout(r, 50));
-    }
+    const addr = await waitFor(
+      () => {
+        // Complete lines only: a line still being written is not JSON yet.
+        const line = output.split("\n").slice(0, -1).find((l) => l.includes("council listening"));
+        if (line) return (JSON.parse(line) as { addr: string }).addr;
+        if (child.exitCode !== null) throw new Error("it exited");
+        return undefined;
+      },
+      { timeoutMs: 20_000, what: "the council process to log that it is listening" },
+    ).catch((err: Error) => {
+      child.kill("SIGKILL");
+      throw new Error(`the council process did not start (${err.message}):\n${output}`);
+    });
     const service = new ServiceProcess(child, addr);
     child.stdout!.on("data", (d: Buffer) => (service.output += d.toString("utf8")));
     service.output = output;
     return { service, client: new CouncilServiceClient(addr, credentials.createInsecure()) };
+  }
+
+  /** SIGSTOP: the process keeps its connections and runs nothing (its event reader falls behind). */
+  pause(): void {
+    this.child.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.child.kill("SIGCONT");
   }
 
   /** SIGKILL: the process gets no chance to finish anything. */

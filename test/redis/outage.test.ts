@@ -9,7 +9,8 @@ import type { CouncilServiceClient, WatchDecisionsResponse } from "../../src/gen
 import { Outcome } from "../../src/gen/council/v1/review.js";
 import { unique, wireSuggestion } from "../support/fixtures.js";
 import { RedisServer } from "../support/redis.js";
-import { call, eventually, review, type Running } from "../support/server.js";
+import { call, review, type Running } from "../support/server.js";
+import { nextEvent, waitFor } from "../support/wait.js";
 import { health, listAll, Serving, startReplica } from "./helpers.js";
 
 interface Tally {
@@ -17,6 +18,14 @@ interface Tally {
   failures: { code: number; ms: number }[];
   acknowledged: string[];
 }
+
+/**
+ * After a failed call a client pauses this long before the next one. This paces the load while
+ * Redis is away (UNAVAILABLE comes back at once, and a client retrying without pause would only
+ * burn the CPU the server needs); it stands in for no event.
+ */
+const PAUSE_AFTER_FAILURE_MS = 20;
+const pauseAfterFailure = () => new Promise<void>((resolve) => setTimeout(resolve, PAUSE_AFTER_FAILURE_MS));
 
 /** Keeps `n` clients busy with reviews and outcomes until `stop()`. */
 function load(client: CouncilServiceClient, n: number) {
@@ -34,13 +43,13 @@ function load(client: CouncilServiceClient, n: number) {
           await call(client, client.recordOutcome, { decisionId: last.value.id, outcome: Outcome.OUTCOME_SUCCESS, notes: "n", lessons: "l", requestId: "" });
         } catch (err) {
           tally.failures.push({ code: (err as ServiceError).code, ms: Date.now() - outcomeStarted });
-          await new Promise((res) => setTimeout(res, 20));
+          await pauseAfterFailure();
           continue;
         }
       }
       if (r.error) {
         tally.failures.push({ code: r.error.code, ms: Date.now() - started });
-        await new Promise((res) => setTimeout(res, 20));
+        await pauseAfterFailure();
       } else tally.ok++;
     }
   };
@@ -80,17 +89,17 @@ describe("Redis outage through gRPC", function () {
   it("Redis hanging (SIGSTOP) mid-load: UNAVAILABLE within 2 s, NOT_SERVING, then recovery without restart", async () => {
     const c = replica.client;
     const l = load(c, 4);
-    await eventually(() => l.tally.ok >= 20, 5000, "some load");
+    await waitFor(() => l.tally.ok >= 20, { timeoutMs: 5000, what: "some load" });
     redis.pause();
     const pausedAt = l.tally.failures.length;
-    await eventually(async () => (await health(replica.addr)) === Serving.NOT_SERVING, 4000, "NOT_SERVING");
-    await eventually(() => l.tally.failures.length >= pausedAt + 8, 8000, "calls to fail");
+    await waitFor(async () => (await health(replica.addr)) === Serving.NOT_SERVING, { timeoutMs: 4000, what: "NOT_SERVING" });
+    await waitFor(() => l.tally.failures.length >= pausedAt + 8, { timeoutMs: 8000, what: "calls to fail" });
     // The server itself is up: a call that needs no store still works.
     expect((await call(c, c.listReviewers, {})).reviewers).to.have.length(5);
     redis.resume();
-    await eventually(async () => (await health(replica.addr)) === Serving.SERVING, 5000, "SERVING again");
+    await waitFor(async () => (await health(replica.addr)) === Serving.SERVING, { timeoutMs: 5000, what: "SERVING again" });
     const okBefore = l.tally.ok;
-    await eventually(() => l.tally.ok >= okBefore + 20, 5000, "calls to succeed again");
+    await waitFor(() => l.tally.ok >= okBefore + 20, { timeoutMs: 5000, what: "calls to succeed again" });
     await l.stop();
     expectFastUnavailable(l.tally);
   });
@@ -103,22 +112,15 @@ describe("Redis outage through gRPC", function () {
     const watch = c.watchDecisions({ decisionType: 0, includeVotes: false });
     watch.on("data", (e: WatchDecisionsResponse) => watched.add(e.decisionId));
     watch.on("error", (e: ServiceError) => (watchError = e));
-    await eventually(
-      async () => {
-        const probe = await review(c, { suggestion: wireSuggestion() });
-        await new Promise((r) => setTimeout(r, 100));
-        return watched.has(probe.events[probe.events.length - 1]!.decisionId);
-      },
-      5000,
-      "the watch to begin",
-    );
+    // The server sends response headers once the watch is live.
+    await nextEvent(watch, "metadata", { what: "response headers from the watch (it is live)" });
 
     const l = load(c, 4);
-    await eventually(() => l.tally.ok >= 20, 5000, "some load");
+    await waitFor(() => l.tally.ok >= 20, { timeoutMs: 5000, what: "some load" });
     await redis.kill();
     const killedAt = l.tally.failures.length;
-    await eventually(async () => (await health(replica.addr)) === Serving.NOT_SERVING, 4000, "NOT_SERVING");
-    await eventually(() => l.tally.failures.length >= killedAt + 20, 8000, "calls to fail");
+    await waitFor(async () => (await health(replica.addr)) === Serving.NOT_SERVING, { timeoutMs: 4000, what: "NOT_SERVING" });
+    await waitFor(() => l.tally.failures.length >= killedAt + 20, { timeoutMs: 8000, what: "calls to fail" });
     expect((await call(c, c.listReviewers, {})).reviewers).to.have.length(5);
     const started = Date.now();
     const err = await call(c, c.getSummary, {}).then(
@@ -129,14 +131,17 @@ describe("Redis outage through gRPC", function () {
     expect(Date.now() - started).to.be.lessThan(2000);
 
     await redis.restart();
-    await eventually(async () => (await health(replica.addr)) === Serving.SERVING, 8000, "SERVING again");
+    await waitFor(async () => (await health(replica.addr)) === Serving.SERVING, { timeoutMs: 8000, what: "SERVING again" });
     const okBefore = l.tally.ok;
-    await eventually(() => l.tally.ok >= okBefore + 20, 8000, "calls to succeed again");
+    await waitFor(() => l.tally.ok >= okBefore + 20, { timeoutMs: 8000, what: "calls to succeed again" });
     await l.stop();
     expectFastUnavailable(l.tally);
 
     const after = await review(c, { suggestion: wireSuggestion() });
-    await eventually(() => watched.has(after.events[after.events.length - 1]!.decisionId), 5000, "the watch to see a review made after the outage");
+    await waitFor(() => watched.has(after.events[after.events.length - 1]!.decisionId), {
+      timeoutMs: 5000,
+      what: "the watch to see a review made after the outage",
+    });
     expect(watchError).to.equal(undefined);
     watch.cancel();
 

@@ -9,7 +9,8 @@ import type { ReviewSuggestionResponse, WatchDecisionsResponse } from "../../src
 import { DecisionType } from "../../src/gen/council/v1/review.js";
 import { unique, wireSuggestion } from "../support/fixtures.js";
 import { RedisCluster, RedisServer } from "../support/redis.js";
-import { call, eventually, review, type Running } from "../support/server.js";
+import { call, review, type Running } from "../support/server.js";
+import { waitFor, within } from "../support/wait.js";
 import { startReplica } from "./helpers.js";
 
 const decisionOf = (events: ReviewSuggestionResponse[]) => {
@@ -19,11 +20,18 @@ const decisionOf = (events: ReviewSuggestionResponse[]) => {
 
 function watch(r: Running, includeVotes: boolean) {
   const stream = r.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes });
+  // The server sends response headers once the watch is live: every review stored from then on is sent.
+  const live = new Promise<void>((resolve) => stream.once("metadata", () => resolve()));
   const events: WatchDecisionsResponse[] = [];
   let error: ServiceError | undefined;
   stream.on("data", (e: WatchDecisionsResponse) => events.push(e));
   stream.on("error", (e: ServiceError) => (error = e));
-  return { stream, events, error: () => error };
+  return {
+    stream,
+    events,
+    error: () => error,
+    live: () => within(live, { timeoutMs: 10_000, what: "response headers from the watch (it is live)" }),
+  };
 }
 
 for (const topology of ["one redis-server", "a 3-master cluster"] as const) {
@@ -81,7 +89,7 @@ for (const topology of ["one redis-server", "a 3-master cluster"] as const) {
         arrived = 0;
         const both = Promise.all([review(a.client, { suggestion: s, requestId }), review(b.client, { suggestion: s, requestId })]);
         // Both have looked the request_id up and found nothing; now both store.
-        await eventually(() => arrived === 2, 5000, "both reviews to start");
+        await waitFor(() => arrived === 2, { what: "both reviews to start" });
         holding = false;
         release();
         const [ra, rb] = await both;
@@ -107,18 +115,7 @@ for (const topology of ["one redis-server", "a 3-master cluster"] as const) {
 
     it("a watcher on one replica sees the reviews made on the other: votes, then the decision; no dry runs or replays", async () => {
       const w = watch(a, true);
-      // The watch has begun once a probe review made on the other replica reaches it.
-      await eventually(
-        async () => {
-          const probe = await review(b.client, { suggestion: wireSuggestion() });
-          await new Promise((r) => setTimeout(r, 150));
-          return w.events.some((e) => e.decisionId === decisionOf(probe.events)!.id);
-        },
-        10_000,
-        "a probe review to reach the watcher",
-      );
-      await new Promise((r) => setTimeout(r, 300));
-      w.events.length = 0;
+      await w.live();
 
       const s = wireSuggestion();
       const requestId = unique("req");
@@ -128,8 +125,13 @@ for (const topology of ["one redis-server", "a 3-master cluster"] as const) {
       await review(b.client, { suggestion: wireSuggestion(), dryRun: true }); // stores nothing
       const second = await review(b.client, { suggestion: wireSuggestion({ title: "it exposes secrets" }) });
       const third = await review(a.client, { suggestion: wireSuggestion() }); // made on the watcher's own replica
-      await eventually(() => w.events.length >= 18, 10_000, "three reviews on the watch");
-      await new Promise((r) => setTimeout(r, 300));
+      // Events arrive in the order the reviews were stored: had a replay or the dry run been sent,
+      // it would be on the watch before the third review's decision.
+      const lastId = decisionOf(third.events)!.id;
+      await waitFor(() => w.events.some((e) => e.event?.$case === "decision" && e.decisionId === lastId), {
+        timeoutMs: 10_000,
+        what: "the third review's decision on the watch",
+      });
 
       const expected = [first, second, third].map((r) => r.events);
       expect(w.events.map((e) => e.event?.$case)).to.deep.equal(Array(3).fill([...Array(5).fill("vote"), "decision"]).flat());

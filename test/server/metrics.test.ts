@@ -3,6 +3,7 @@ import { expect } from "chai";
 import { DecisionType } from "../../src/gen/council/v1/review.js";
 import { wireSuggestion } from "../support/fixtures.js";
 import { call, review, startCouncil, type Running } from "../support/server.js";
+import { nextEvent, waitFor } from "../support/wait.js";
 
 async function scrape(c: Running): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${c.server.metricsPort}/metrics`);
@@ -32,7 +33,7 @@ describe("Prometheus metrics on their own port", () => {
     expect((missing as ServiceError).code).to.equal(status.NOT_FOUND);
     const watch = c.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false });
     watch.on("error", () => undefined);
-    await new Promise((r) => watch.once("metadata", r));
+    await nextEvent(watch, "metadata", { what: "response headers from the watch (it is live)" });
 
     const text = await scrape(c);
     expect(sample(text, 'council_grpc_calls_total{method="ReviewSuggestion",code="OK"}')).to.equal(5);
@@ -47,9 +48,9 @@ describe("Prometheus metrics on their own port", () => {
     expect(sample(text, "council_store_up")).to.equal(1);
     expect(text).to.include("council_process_resident_memory_bytes");
 
+    // The server learns of the cancellation a moment later: poll the gauge itself.
     watch.cancel();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(sample(await scrape(c), "council_watchers")).to.equal(0);
+    await waitFor(async () => sample(await scrape(c), "council_watchers") === 0, { what: "council_watchers to drop to 0" });
   });
 
   it("answers 404 off /metrics", async () => {

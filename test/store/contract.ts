@@ -6,6 +6,7 @@ import { expect } from "chai";
 import type { Decision, Outcome } from "../../src/domain/model.js";
 import type { Store } from "../../src/store/store.js";
 import { decision, suggestion, unique } from "../support/fixtures.js";
+import { waitFor, within } from "../support/wait.js";
 
 export interface StoreFactory {
   /** A fresh, empty store (for Redis: a new key prefix). */
@@ -89,9 +90,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
         all.push(d);
         await store.saveReview(d, "fp");
       }
-      const newestFirst = [...all].sort((a, b) =>
-        b.decidedAt.getTime() - a.decidedAt.getTime() || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0),
-      );
+      // Stored one after the other: listed in exactly the reverse order (decided_at does not order).
+      const newestFirst = [...all].reverse();
       const ids = (ds: Decision[]) => ds.map((d) => d.id);
 
       expect(ids(await drainPages(store, {}, 5))).to.deep.equal(ids(newestFirst));
@@ -187,29 +187,43 @@ export function storeContract(name: string, factory: StoreFactory): void {
     });
 
     it("tells subscribers about every review stored after they subscribed, and stops when they leave", async () => {
+      /** A subscription that records what it is told, live once `live()` resolves. */
+      const subscriber = () => {
+        const got: string[] = [];
+        let failed: Error | undefined;
+        let onLive!: () => void;
+        const isLive = new Promise<void>((r) => (onLive = r));
+        const leave = store.subscribe((d) => got.push(d.id), (err) => (failed = err), onLive);
+        return { got, failed: () => failed, leave, live: () => within(isLive, { what: "the subscription to be live" }) };
+      };
       const before = decision();
       await store.saveReview(before, "fp");
-      const got: string[] = [];
-      let failed: Error | undefined;
-      let live!: () => void;
-      const isLive = new Promise<void>((r) => (live = r));
-      const leave = store.subscribe((d) => got.push(d.id), (err) => (failed = err), live);
-      await Promise.race([isLive, new Promise((_, reject) => setTimeout(() => reject(new Error("never live")), 5000))]);
+      const sub = subscriber();
+      await sub.live();
       const after = [decision(), decision(), decision()];
       for (const d of after) await store.saveReview(d, "fp");
       const requestId = unique("req");
       const withRequest = decision({ requestId });
       await store.saveReview(withRequest, "fp");
       await store.saveReview({ ...withRequest, decidedAt: new Date() }, "fp"); // a repeat: not a new review
-      const deadline = Date.now() + 5000;
-      while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(failed).to.equal(undefined);
-      expect(got.slice(0, 3)).to.deep.equal(after.map((d) => d.id));
-      expect(got).to.have.length(4);
-      leave();
-      await store.saveReview(decision(), "fp");
-      await new Promise((r) => setTimeout(r, 300));
-      expect(got).to.have.length(4);
+      // Reviews reach a subscriber in the order they were stored: had the repeat been announced,
+      // it would come before this one.
+      const marker = decision();
+      await store.saveReview(marker, "fp");
+      await waitFor(() => sub.got.includes(marker.id), { what: "the marker review to reach the subscriber" });
+      expect(sub.failed()).to.equal(undefined);
+      expect(sub.got).to.deep.equal([...after.map((d) => d.id), withRequest.id, marker.id]);
+
+      // After leaving, nothing more: a subscriber that stays is told about the next review, and
+      // by then the one that left would have been too.
+      const stays = subscriber();
+      await stays.live();
+      sub.leave();
+      const afterLeaving = decision();
+      await store.saveReview(afterLeaving, "fp");
+      await waitFor(() => stays.got.includes(afterLeaving.id), { what: "the review to reach the subscriber that stayed" });
+      expect(sub.got).to.deep.equal([...after.map((d) => d.id), withRequest.id, marker.id]);
+      stays.leave();
     });
 
     it("rejects a malformed cursor as invalid input", async () => {

@@ -7,6 +7,7 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { UnavailableError } from "../../src/domain/errors.js";
+import type { Decision } from "../../src/domain/model.js";
 import { createLogger } from "../../src/log.js";
 import { Keyspace, clusterSlot } from "../../src/store/keys.js";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.js";
@@ -15,19 +16,19 @@ import { openStore } from "../../src/store/open.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { decision, unique } from "../support/fixtures.js";
 import { RedisCluster, RedisServer } from "../support/redis.js";
+import { waitFor, within } from "../support/wait.js";
 import { storeContract } from "./contract.js";
 
 const log = createLogger("silent");
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const prefix = () => `${unique("t")}:`;
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await check()) return Date.now() - started;
-    await sleep(25);
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+/** Subscribes, and returns once the store reports the subscription live (onLive). */
+async function subscribeLive(store: RedisStore, onReview: (d: Decision) => void, onError: (err: Error) => void): Promise<() => void> {
+  let live!: () => void;
+  const isLive = new Promise<void>((resolve) => (live = resolve));
+  const leave = store.subscribe(onReview, onError, live);
+  await within(isLive, { what: "the subscription to be live" });
+  return leave;
 }
 
 describe("REDIS_URL", () => {
@@ -166,12 +167,12 @@ describe("Redis store", function () {
     });
 
     it("keeps two prefixes apart: neither sees the other's decisions, counts, lessons or events", async () => {
-      const a = await open();
-      const b = await open();
+      // One bucket each: were the prefixes to share keys, A's events would be in B's one stream.
+      const a = await open({ buckets: 1 });
+      const b = await open({ buckets: 1 });
       try {
         const seenByB: string[] = [];
-        const leave = b.subscribe((d) => seenByB.push(d.id), () => undefined);
-        await sleep(200);
+        const leave = await subscribeLive(b, (d) => seenByB.push(d.id), () => undefined);
         const requestId = unique("req");
         const d = decision({ requestId });
         await a.saveReview(d, "fp");
@@ -182,10 +183,12 @@ describe("Redis store", function () {
         expect((await b.listLessons({ limit: 10 })).items).to.deep.equal([]);
         expect((await b.summary()).totalDecisions).to.equal(0);
         // The same request_id under the other prefix is a new review.
-        expect((await b.saveReview(decision({ requestId }), "fp")).kind).to.equal("stored");
+        const ofB = decision({ requestId });
+        expect((await b.saveReview(ofB, "fp")).kind).to.equal("stored");
         expect((await a.summary()).totalDecisions).to.equal(1);
-        await sleep(300);
-        expect(seenByB).to.have.length(1);
+        // B's own review reaches B's subscriber; A's, stored earlier, would have come first.
+        await waitFor(() => seenByB.includes(ofB.id), { what: "B's review to reach B's subscriber" });
+        expect(seenByB).to.deep.equal([ofB.id]);
         leave();
         const keysOfA = server.cli("--scan", "--pattern", `${a.keys.prefix}*`).trim().split("\n");
         const keysOfB = server.cli("--scan", "--pattern", `${b.keys.prefix}*`).trim().split("\n");
@@ -230,16 +233,15 @@ describe("Redis store", function () {
       try {
         let failed: Error | undefined;
         const got: string[] = [];
-        store.subscribe((d) => got.push(d.id), (err) => (failed = err));
-        await sleep(200);
+        await subscribeLive(store, (d) => got.push(d.id), (err) => (failed = err));
         await store.saveReview(decision(), "fp");
-        await until("the first event", () => got.length === 1, 3000);
+        await waitFor(() => got.length === 1, { timeoutMs: 3000, what: "the first event" });
         // An entry whose sequence number skips ahead stands for entries trimmed before they were read.
         const redis = new Redis({ port: server.port, lazyConnect: true });
         await redis.connect();
         await redis.xadd(store.keys.events(0), "*", "seq", "5", "us", String(Date.now() * 1000), "doc", "{}");
         await redis.quit();
-        await until("the watch to end", () => failed !== undefined, 3000);
+        await waitFor(() => failed !== undefined, { timeoutMs: 3000, what: "the watch to end" });
         expect(failed).to.be.instanceOf(UnavailableError);
         expect(got).to.have.length(1);
       } finally {
@@ -260,9 +262,9 @@ describe("Redis store", function () {
           expect(err).to.be.instanceOf(UnavailableError);
         }
         expect(Date.now() - started).to.be.lessThan(2000);
-        await until("health to go down", () => !store.isHealthy(), 3000);
+        await waitFor(() => !store.isHealthy(), { timeoutMs: 3000, what: "health to go down" });
         server.resume();
-        await until("health to come back", () => store.isHealthy(), 5000);
+        await waitFor(() => store.isHealthy(), { timeoutMs: 5000, what: "health to come back" });
         expect(changes).to.deep.equal([false, true]);
         await store.saveReview(decision(), "fp");
       } finally {
@@ -324,7 +326,7 @@ describe("Redis store", function () {
         expect(store.isHealthy()).to.equal(true);
         const victim = cluster.nodes[1]!;
         await victim.kill();
-        await until("health to go down", () => !store.isHealthy(), 5000);
+        await waitFor(() => !store.isHealthy(), { timeoutMs: 5000, what: "health to go down" });
         // Reviews whose bucket lives on the lost master fail fast; the others may or may not
         // (the cluster itself stops serving once it marks the master failed).
         const attempts = await Promise.all(
@@ -344,14 +346,13 @@ describe("Redis store", function () {
         expect(attempts.filter((a) => a.err).length).to.be.greaterThan(0);
         await victim.restart();
         await cluster.waitOk(20_000);
-        await until("health to come back", () => store.isHealthy(), 15_000);
-        await until(
-          "writes to every bucket to succeed",
+        await waitFor(() => store.isHealthy(), { timeoutMs: 15_000, what: "health to come back" });
+        await waitFor(
           async () => {
             const results = await Promise.allSettled(Array.from({ length: 32 }, () => store.saveReview(decision(), "fp")));
             return results.every((r) => r.status === "fulfilled");
           },
-          15_000,
+          { timeoutMs: 15_000, intervalMs: 100, what: "writes to every bucket to succeed" },
         );
       } finally {
         await store.close();

@@ -10,13 +10,12 @@ import { createServer, connect } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "./wait.js";
 
 const live = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 let checkedBinary = false;
 function requireRedisServer(): void {
@@ -159,16 +158,18 @@ export class RedisServer {
     };
     child.stdout!.on("data", collect);
     child.stderr!.on("data", collect);
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`redis-server on port ${this.port} exited at start:\n${this.output}`);
-      }
-      const reply = await ask(this.port, "PING", 500, this.options.tls);
-      if (reply?.startsWith("+PONG")) return;
-      await sleep(reply ? 50 : 20); // -LOADING while it reads its append-only file
-    }
-    throw new Error(`redis-server on port ${this.port} did not answer PING within 15 s:\n${this.output}`);
+    // Not answering yet, or -LOADING while it reads its append-only file.
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`redis-server on port ${this.port} exited at start:\n${this.output}`);
+        }
+        return (await ask(this.port, "PING", 500, this.options.tls))?.startsWith("+PONG");
+      },
+      { timeoutMs: 15_000, intervalMs: 20, what: `redis-server on port ${this.port} to answer PING` },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${this.output}`);
+    });
   }
 
   private async waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -217,17 +218,21 @@ export class RedisServer {
   /** Starts redis-server again on the same port and dir (after kill or stop). */
   async restart(): Promise<void> {
     if (this.child) throw new Error("redis-server is still running");
-    const deadline = Date.now() + 5000;
     // The old process may take a moment to release its port.
-    for (;;) {
-      try {
-        await this.launch();
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await sleep(100);
-      }
-    }
+    let lastError: unknown;
+    await waitFor(
+      () =>
+        this.launch().then(
+          () => true,
+          (err: unknown) => {
+            lastError = err;
+            return false;
+          },
+        ),
+      { timeoutMs: 5000, intervalMs: 100, what: `redis-server to start again on port ${this.port}` },
+    ).catch((err: unknown) => {
+      throw lastError ?? err;
+    });
   }
 
   /** Stops the server and removes its dir. */
@@ -275,16 +280,15 @@ export class RedisCluster {
 
   /** Waits until every node reports cluster_state:ok and knows every master. */
   async waitOk(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const ok = this.nodes.every((n) => {
-        const info = n.cli("cluster", "info");
-        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${this.nodes.length}`);
-      });
-      if (ok) return;
-      await sleep(100);
-    }
-    throw new Error(`the cluster did not reach cluster_state:ok within ${timeoutMs} ms`);
+    // redis-cli is a process per check: poll gently.
+    await waitFor(
+      () =>
+        this.nodes.every((n) => {
+          const info = n.cli("cluster", "info");
+          return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${this.nodes.length}`);
+        }),
+      { timeoutMs, intervalMs: 100, what: "every node of the cluster to report cluster_state:ok" },
+    );
   }
 
   async destroy(): Promise<void> {

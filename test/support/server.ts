@@ -11,6 +11,7 @@ import { createLogger } from "../../src/log.js";
 import { CouncilServer } from "../../src/server/server.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import type { Store } from "../../src/store/store.js";
+import { waitFor } from "./wait.js";
 
 export interface Running {
   client: CouncilServiceClient;
@@ -25,7 +26,9 @@ export interface Running {
 export interface StartOptions extends CouncilOptions {
   policy?: Policy;
   store?: Store;
-  watchBufferMessages?: number;
+  watchBufferBytes?: number;
+  maxWatchers?: number;
+  maxStreamsPerConnection?: number;
   metricsAddr?: string;
 }
 
@@ -37,7 +40,9 @@ export async function startCouncil(options: StartOptions = {}): Promise<Running>
     store,
     log: createLogger(process.env.COUNCIL_TEST_LOG_LEVEL === "debug" ? "debug" : "silent"),
     addr: "127.0.0.1:0",
-    watchBufferMessages: options.watchBufferMessages,
+    watchBufferBytes: options.watchBufferBytes,
+    maxWatchers: options.maxWatchers,
+    maxStreamsPerConnection: options.maxStreamsPerConnection,
     metricsAddr: options.metricsAddr,
   });
   const addr = `127.0.0.1:${server.port}`;
@@ -102,13 +107,9 @@ export function review(client: CouncilServiceClient, req: Partial<ReviewSuggesti
   );
 }
 
-/** Waits until `predicate` holds, polling; fails after `timeoutMs`. */
+/** Waits until `predicate` holds, polling; fails after `timeoutMs` (see `waitFor` in wait.ts). */
 export async function eventually(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(predicate, { timeoutMs, what });
 }
 
 /** A promise with its resolve function, for holding a review between votes. */

@@ -6,6 +6,14 @@ entry, atomically.
 Every key lives in the decision's bucket (one hash tag); the store builds them all
 (src/store/keys.ts).
 
+Checks first, writes last (as in save_review.lua): Redis keeps whatever a failing script wrote
+before its error, so the request id is marked used only together with the outcome it records, after
+every check; a call that fails leaves nothing behind and its retry records.
+
+The lesson's place in ListLessons comes from the Redis server's TIME in µs, strictly after the last
+review or lesson of the bucket (`last_us` in the counters hash, shared with save_review.lua), not
+from the replica's clock.
+
 KEYS[1]  decision hash        <prefix>{tag}:d:<decision id>
 KEYS[2]  counters hash        <prefix>{tag}:counts
 KEYS[3]  lessons index (zset) <prefix>{tag}:lessons
@@ -16,7 +24,8 @@ ARGV[1]  new outcome (success, failure or partial)
 ARGV[2]  outcome notes
 ARGV[3]  lessons learned
 ARGV[4]  implemented_at in ms
-ARGV[5]  lesson member prefix: <15-digit ms>:<decision id>:  (the script appends a 12-digit number)
+ARGV[5]  decision id; the lesson member is `<15-digit ms>.<3-digit µs>:<decision id>:<12-digit n>`
+         (n counts the bucket's lessons; members written before have no `.<µs>`)
 ARGV[6]  lesson JSON
 ARGV[7]  operation id, unique per call: a re-sent copy of a call that already landed changes
          nothing more
@@ -28,34 +37,83 @@ Returns
   {"recorded", decision hash}           recorded (or a re-sent copy of this very call had been)
   {"exists", fingerprint, decision hash} the request id was already used for this decision:
                                         nothing was written
-The decision hash is its HGETALL after the call.
+The decision hash is its HGETALL after the call. An error reply (WRONGTYPE …, ERR council …) means
+nothing was written.
 ]]
+
+-- ---- checks and reads: nothing below writes until the line "writes" ----
+
+local function wrong_type(key, want)
+  local t = redis.call("TYPE", key)["ok"]
+  if t ~= "none" and t ~= want then
+    return redis.error_reply("WRONGTYPE council record_outcome: " .. key .. " is a " .. t .. ", not a " .. want)
+  end
+end
+
 if redis.call("EXISTS", KEYS[1]) == 0 then
   return false
+end
+local bad = wrong_type(KEYS[1], "hash")
+if bad then
+  return bad
 end
 if redis.call("HGET", KEYS[1], "op") == ARGV[7] then
   return { "recorded", redis.call("HGETALL", KEYS[1]) }
 end
 if ARGV[8] ~= "" then
+  bad = wrong_type(KEYS[5], "hash")
+  if bad then
+    return bad
+  end
   local seen = redis.call("HGET", KEYS[5], "fp")
   if seen then
     return { "exists", seen, redis.call("HGETALL", KEYS[1]) }
   end
-  redis.call("HSET", KEYS[5], "fp", ARGV[9])
+end
+bad = wrong_type(KEYS[2], "hash") or wrong_type(KEYS[3], "zset") or wrong_type(KEYS[4], "hash")
+if bad then
+  return bad
+end
+if ARGV[1] ~= "success" and ARGV[1] ~= "failure" and ARGV[1] ~= "partial" then
+  return redis.error_reply("ERR council record_outcome: unknown outcome " .. ARGV[1])
 end
 
 local old = redis.call("HGET", KEYS[1], "outcome")
 if not old or old == "" then
   old = "pending"
 end
+-- Every counter moved below must hold an integer (or be absent) that ±1 cannot overflow.
+local counted = { "outcome:" .. old, "outcome:" .. ARGV[1], "lessons", "last_us" }
+local counts = redis.call("HMGET", KEYS[2], unpack(counted))
+for i, v in ipairs(counted) do
+  local value = counts[i]
+  if value and not (string.match(value, "^%-?%d+$") and #value <= 18) then
+    return redis.error_reply("ERR council record_outcome: " .. KEYS[2] .. " field " .. v .. " is not an integer")
+  end
+end
+
+-- The order: the server's time in µs, strictly after the last review or lesson of this bucket.
+local now = redis.call("TIME")
+local t_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(counts[4] or "0")
+if t_us <= last then
+  t_us = last + 1
+end
+local ms = math.floor(t_us / 1000)
+local n = tonumber(counts[3] or "0") + 1
+local member = string.format("%015d.%03d:", ms, t_us - ms * 1000) .. ARGV[5] .. ":" .. string.format("%012d", n)
+
+-- ---- writes ----
+
+if ARGV[8] ~= "" then
+  redis.call("HSET", KEYS[5], "fp", ARGV[9])
+end
 redis.call("HINCRBY", KEYS[2], "outcome:" .. old, -1)
 redis.call("HINCRBY", KEYS[2], "outcome:" .. ARGV[1], 1)
-
-local n = redis.call("HINCRBY", KEYS[2], "lessons", 1)
-local member = ARGV[5] .. string.format("%012d", n)
+redis.call("HINCRBY", KEYS[2], "lessons", 1)
+redis.call("HSET", KEYS[2], "last_us", string.format("%d", t_us))
 redis.call("ZADD", KEYS[3], 0, member)
 redis.call("HSET", KEYS[4], member, ARGV[6])
-
 redis.call("HSET", KEYS[1], "outcome", ARGV[1], "notes", ARGV[2], "lessons", ARGV[3],
   "implemented_at", ARGV[4], "op", ARGV[7])
 return { "recorded", redis.call("HGETALL", KEYS[1]) }

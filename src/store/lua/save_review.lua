@@ -4,6 +4,15 @@ counters, its idempotency key and its event — or nothing at all.
 
 Every key lives in one bucket (one hash tag); the store builds them all (src/store/keys.ts).
 
+Checks first, writes last. Redis does not roll a script back: whatever it wrote before an error
+stays. So every check (keys of the right type, counters that are integers) and every read comes
+before the first write, and the writes that follow cannot fail on anything a check could catch;
+a script that fails leaves nothing behind, and a retry with the same request id stores the review.
+
+The order of listings and events comes from here, not from the replica's clock: the Redis server's
+TIME in microseconds, made strictly increasing per bucket (`last_us` in the counters hash), so two
+reviews stored one after the other are always listed newest first whatever the replicas' clocks.
+
 KEYS[1]  decision hash            <prefix>{tag}:d:<decision id>
 KEYS[2]  idempotency hash         <prefix>{tag}:req:<request id> (not touched when ARGV[1] is "")
 KEYS[3]  index of all decisions   <prefix>{tag}:ix:all
@@ -18,35 +27,91 @@ ARGV[2]  suggestion fingerprint (kept with the request id)
 ARGV[3]  doc: JSON of the decision's immutable part
 ARGV[4]  outcome, or ""          ARGV[5]  outcome notes        ARGV[6]  lessons learned
 ARGV[7]  implemented_at in ms, or ""
-ARGV[8]  index member: <15-digit decided_at ms>:<decision id>
+ARGV[8]  operation id, unique per call (kept with the request id): a re-sent copy of a call that
+         already landed (its reply was lost) is told "stored", not "exists"
 ARGV[9]  decision type (counter type:<t>)
 ARGV[10] outcome counted (success, failure, partial or pending)
 ARGV[11] "1" when the decision is auto-approved, else "0"
 ARGV[12] approximate maximum length of the event stream (XADD MAXLEN ~)
 ARGV[13] decision id
 
+The index member is `<15-digit ms>.<3-digit µs>:<decision id>` of that time; members written
+before (`<15-digit ms>:<decision id>`, from the replica's clock) sort among them by their
+millisecond, because "." sorts before ":".
+
 Returns
   {"stored"}                          the review is stored (or a re-sent copy of this very
-                                      write found it already stored: nothing written twice)
-  {"exists", decision id, fingerprint} the request id was taken: nothing was written
+                                      call found it already stored: nothing written twice)
+  {"exists", decision id, fingerprint} the request id was taken by another call: nothing written
+An error reply (WRONGTYPE …, ERR council …) means nothing was written.
 ]]
+-- ---- checks and reads: nothing below writes until the line "writes" ----
+
 if ARGV[1] ~= "" then
-  local taken = redis.call("HMGET", KEYS[2], "id", "fp")
+  local taken = redis.call("HMGET", KEYS[2], "id", "fp", "op")
   if taken[1] then
+    if taken[3] == ARGV[8] then
+      -- This very call already landed and its reply was lost; the client sent it again.
+      return { "stored" }
+    end
     return { "exists", taken[1], taken[2] }
   end
-elseif redis.call("EXISTS", KEYS[1]) == 1 then
-  -- No request id: decision ids are random, so the key exists only if this write already landed.
-  return { "stored" }
 end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  if ARGV[1] == "" then
+    -- No request id: decision ids are random, so the key exists only if this write already landed.
+    return { "stored" }
+  end
+  return redis.error_reply("ERR council save_review: decision " .. ARGV[13] .. " exists but its request id is free")
+end
+
+-- Every key written below must be of the type written (or not exist yet).
+local function wrong_type(key, want)
+  local t = redis.call("TYPE", key)["ok"]
+  if t ~= "none" and t ~= want then
+    return redis.error_reply("WRONGTYPE council save_review: " .. key .. " is a " .. t .. ", not a " .. want)
+  end
+end
+local bad = wrong_type(KEYS[1], "hash") or (ARGV[1] ~= "" and wrong_type(KEYS[2], "hash"))
+  or wrong_type(KEYS[3], "zset") or wrong_type(KEYS[4], "zset") or wrong_type(KEYS[5], "zset")
+  or wrong_type(KEYS[6], "zset") or wrong_type(KEYS[7], "hash") or wrong_type(KEYS[8], "stream")
+if bad then
+  return bad
+end
+
+-- Every counter incremented below must hold an integer (or be absent) that +1 cannot overflow.
+local counted = { "total", "type:" .. ARGV[9], "outcome:" .. ARGV[10], "auto_approved", "last_us" }
+local counts = redis.call("HMGET", KEYS[7], unpack(counted))
+for i, v in ipairs(counted) do
+  local value = counts[i]
+  if value and not (string.match(value, "^%-?%d+$") and #value <= 18) then
+    return redis.error_reply("ERR council save_review: " .. KEYS[7] .. " field " .. v .. " is not an integer")
+  end
+end
+if not string.match(ARGV[12], "^%d+$") then
+  return redis.error_reply("ERR council save_review: the stream length " .. ARGV[12] .. " is not a number")
+end
+
+-- The order: the server's time in µs, strictly after the last review or lesson of this bucket.
+local now = redis.call("TIME")
+local t_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = tonumber(counts[5] or "0")
+if t_us <= last then
+  t_us = last + 1
+end
+local ms = math.floor(t_us / 1000)
+local member = string.format("%015d.%03d:", ms, t_us - ms * 1000) .. ARGV[13]
+local us = string.format("%d", t_us)
+
+-- ---- writes ----
 
 redis.call("HSET", KEYS[1], "doc", ARGV[3], "outcome", ARGV[4], "notes", ARGV[5], "lessons", ARGV[6],
   "implemented_at", ARGV[7])
 if ARGV[1] ~= "" then
-  redis.call("HSET", KEYS[2], "id", ARGV[13], "fp", ARGV[2])
+  redis.call("HSET", KEYS[2], "id", ARGV[13], "fp", ARGV[2], "op", ARGV[8])
 end
 for i = 3, 6 do
-  redis.call("ZADD", KEYS[i], 0, ARGV[8])
+  redis.call("ZADD", KEYS[i], 0, member)
 end
 local seq = redis.call("HINCRBY", KEYS[7], "total", 1)
 redis.call("HINCRBY", KEYS[7], "type:" .. ARGV[9], 1)
@@ -54,12 +119,12 @@ redis.call("HINCRBY", KEYS[7], "outcome:" .. ARGV[10], 1)
 if ARGV[11] == "1" then
   redis.call("HINCRBY", KEYS[7], "auto_approved", 1)
 end
+redis.call("HSET", KEYS[7], "last_us", us)
 
--- The event carries the whole decision, the bucket's sequence number (the new total, so that a
--- reader can tell when it missed entries) and the server time in microseconds (to order events of
--- different buckets).
-local now = redis.call("TIME")
-local us = now[1] .. string.rep("0", 6 - #now[2]) .. now[2]
-redis.call("XADD", KEYS[8], "MAXLEN", "~", ARGV[12], "*", "seq", seq, "us", us, "doc", ARGV[3],
-  "outcome", ARGV[4], "notes", ARGV[5], "lessons", ARGV[6], "implemented_at", ARGV[7])
+-- The event is small (about 100 bytes, whatever the decision's size): the bucket's sequence number
+-- (the new total, so that a reader can tell when it missed entries or Redis lost data), the order
+-- `us` of the listing (to order events of different buckets), the decision id and its type. The
+-- reader fetches the decision itself (src/store/redis_watch.ts).
+redis.call("XADD", KEYS[8], "MAXLEN", "~", ARGV[12], "*", "seq", seq, "us", us, "id", ARGV[13],
+  "type", ARGV[9])
 return { "stored" }
