@@ -11,6 +11,7 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
+import { ANONYMOUS, type Principal } from "../domain/principal.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "./metrics.js";
 import { serviceError, toGrpcError, type GrpcError } from "./status.js";
@@ -28,6 +29,8 @@ const CANCELLED = Symbol("cancelled");
 export interface CallContext {
   /** Set by the handler when the request carries one, for the log line. */
   requestId?: string;
+  /** Who is calling: set by the wrapper (authentication) before the handler runs. */
+  principal: Principal;
 }
 
 function requestIdOf(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, ctx: CallContext) {
@@ -59,7 +62,7 @@ export function unary<Req, Res>(
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = performance.now();
-    const ctx: CallContext = {};
+    const ctx: CallContext = { principal: ANONYMOUS };
     const refused = refusalOf(call.request);
     (refused ? Promise.reject(refused) : fn(call.request, ctx, call)).then(
       (response) => {
@@ -107,7 +110,7 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = performance.now();
-    const ctx: CallContext = {};
+    const ctx: CallContext = { principal: ANONYMOUS };
     const out = new StreamWriter<Res>(call as ServerWritableStream<unknown, Res>);
     const refused = refusalOf(call.request);
     (refused ? Promise.reject(refused) : fn(call.request, out, ctx, call)).then(

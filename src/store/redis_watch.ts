@@ -221,7 +221,6 @@ export class EventFeed {
   /** Whether the running reader knows where every stream ended when it started. */
   private live = false;
   private waitingForLive: (() => void)[] = [];
-  private readonly streams: string[];
   private readonly stallMs: number;
   private readonly checkMs: number;
 
@@ -232,7 +231,6 @@ export class EventFeed {
     private readonly log: Logger,
     options: FeedOptions = {},
   ) {
-    this.streams = keys.all().map((b) => keys.events(b));
     this.stallMs = options.stallMs ?? 10_000;
     this.checkMs = options.checkMs ?? 1000;
   }

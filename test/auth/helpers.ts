@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino, type Logger } from "pino";
 import { stringify } from "yaml";
+import { waitFor } from "../support/wait.js";
 
 export interface LogLine {
   level: number;
@@ -41,11 +42,7 @@ export async function replaceFile(path: string, content: string | object): Promi
 
 /** Polls `condition` until it holds, for at most `timeoutMs`; fails naming `what`. */
 export async function eventually(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(condition, { what, timeoutMs, intervalMs: 20 });
 }
 
 /** The error a promise rejects with; fails when it resolves. */
