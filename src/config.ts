@@ -30,6 +30,17 @@ export interface Config {
   maxWatchers: number;
   /** Bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED. */
   watchBufferBytes: number;
+  /** PEM files of the server's certificate and key: TLS on the gRPC port; both or neither. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** PEM file of the CA client certificates must chain to: mTLS (needs tlsCert and tlsKey). */
+  tlsClientCa: string | undefined;
+  /** Principals, roles, token hashes, JWT settings (SPEC §8); unset: no principals. */
+  authFile: string | undefined;
+  /** Serve a non-loopback address with no authentication (every caller `anonymous`). */
+  allowUnauthenticated: boolean;
+  /** Reviews per second per principal, per replica; undefined: unlimited. */
+  reviewRate: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -47,6 +58,9 @@ interface Setting {
 const MAX_MIN_REPLICAS = 16;
 /** How long a write waits for its replicas (RedisStore's default `replicaTimeoutMs`). */
 const REPLICA_WAIT_MS = 400;
+
+/** A review rate above this is a typo, not a limit. */
+const MAX_REVIEW_RATE = 1_000_000;
 
 /** Bounds of the watch settings: a typo must not lift a limit that keeps memory bounded. */
 const MAX_WATCHERS = 1_000_000;
@@ -100,13 +114,34 @@ const SETTINGS = {
     default: String(DEFAULTS.watchBufferBytes),
     help: `bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED (${MIN_WATCH_BUFFER_BYTES}-${MAX_WATCH_BUFFER_BYTES})`,
   },
+  tlsCert: { flag: "--tls-cert", env: "COUNCIL_TLS_CERT", default: undefined, help: "PEM certificate (chain) of the server: TLS on the gRPC port; with --tls-key" },
+  tlsKey: { flag: "--tls-key", env: "COUNCIL_TLS_KEY", default: undefined, help: "PEM private key of that certificate" },
+  tlsClientCa: {
+    flag: "--tls-client-ca",
+    env: "COUNCIL_TLS_CLIENT_CA",
+    default: undefined,
+    help: "PEM CA that client certificates must chain to: mTLS (client certificate required)",
+  },
+  authFile: { flag: "--auth-file", env: "COUNCIL_AUTH_FILE", default: undefined, help: "principals, roles, token hashes, JWT (YAML or JSON); re-read when it changes" },
+  allowUnauthenticated: {
+    flag: "--allow-unauthenticated",
+    env: "COUNCIL_ALLOW_UNAUTHENTICATED",
+    default: "false",
+    help: "true: serve a non-loopback address with no auth file and no mTLS (every caller is anonymous, with every role)",
+  },
+  reviewRate: {
+    flag: "--review-rate",
+    env: "COUNCIL_REVIEW_RATE",
+    default: undefined,
+    help: "reviews per second per principal on this replica (burst twice that), beyond which RESOURCE_EXHAUSTED; unset: unlimited",
+  },
 } satisfies Record<keyof Config, Setting>;
 
 export function usage(): string {
   const lines = Object.values(SETTINGS).map(
-    (s: Setting) => `  ${s.flag.padEnd(20)} ${s.env.padEnd(26)} ${s.help}${s.default ? ` (default ${s.default})` : ""}`,
+    (s: Setting) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(30)} ${s.help}${s.default ? ` (default ${s.default})` : ""}`,
   );
-  return `usage: npm start -- [flags]\n\n  flag                 variable\n${lines.join("\n")}\n`;
+  return `usage: npm start -- [flags]\n\n  ${"flag".padEnd(24)} variable\n${lines.join("\n")}\n`;
 }
 
 /** Reads flags (`--name value` or `--name=value`) over environment variables over defaults. */
@@ -165,6 +200,44 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (metrics.value !== undefined) checkAddr(metrics.source, metrics.value);
   const maxWatchers = wholeNumber(raw("maxWatchers"), 1, MAX_WATCHERS);
   const watchBufferBytes = wholeNumber(raw("watchBufferBytes"), MIN_WATCH_BUFFER_BYTES, MAX_WATCH_BUFFER_BYTES);
+
+  const tlsCert = path(raw("tlsCert"));
+  const tlsKey = path(raw("tlsKey"));
+  const tlsClientCa = path(raw("tlsClientCa"));
+  if ((tlsCert.value === undefined) !== (tlsKey.value === undefined)) {
+    const [given, missing] = tlsCert.value === undefined ? [tlsKey, tlsCert] : [tlsCert, tlsKey];
+    throw new ConfigError(`${given.source} is set but ${missing.source} is not: TLS needs both the certificate and its key`);
+  }
+  if (tlsClientCa.value !== undefined && tlsCert.value === undefined) {
+    throw new ConfigError(
+      `${tlsClientCa.source} is set but COUNCIL_TLS_CERT and COUNCIL_TLS_KEY are not: mTLS is TLS that also requires client certificates`,
+    );
+  }
+  const authFile = path(raw("authFile"));
+  const allow = raw("allowUnauthenticated");
+  if (allow.value !== "true" && allow.value !== "false") {
+    throw new ConfigError(`${allow.source} must be true or false, got ${JSON.stringify(allow.value)}`);
+  }
+  const allowUnauthenticated = allow.value === "true";
+  const rate = raw("reviewRate");
+  let reviewRate: number | undefined;
+  if (rate.value !== undefined) {
+    reviewRate = Number(rate.value);
+    if (!/^\d+(\.\d+)?$/.test(rate.value) || !(reviewRate > 0) || reviewRate > MAX_REVIEW_RATE) {
+      throw new ConfigError(
+        `${rate.source} must be a positive number of reviews per second (e.g. 5 or 0.5, at most ${MAX_REVIEW_RATE}), got ${JSON.stringify(rate.value)}`,
+      );
+    }
+  }
+  // The safe default (SPEC §8): with nobody authenticated, only this machine may call.
+  const host = addr.value!.slice(0, addr.value!.lastIndexOf(":"));
+  if (authFile.value === undefined && tlsClientCa.value === undefined && !isLoopback(host) && !allowUnauthenticated) {
+    throw new ConfigError(
+      `${addr.source} ${addr.value} is not a loopback address, and no authentication is configured ` +
+        "(neither COUNCIL_AUTH_FILE nor COUNCIL_TLS_CLIENT_CA): every caller would be \"anonymous\", with every role. " +
+        "Configure one, or set COUNCIL_ALLOW_UNAUTHENTICATED=true to serve anyone who can reach the port",
+    );
+  }
   return {
     addr: addr.value!,
     policy: policy.value,
@@ -177,7 +250,29 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     metricsAddr: metrics.value,
     maxWatchers,
     watchBufferBytes,
+    tlsCert: tlsCert.value,
+    tlsKey: tlsKey.value,
+    tlsClientCa: tlsClientCa.value,
+    authFile: authFile.value,
+    allowUnauthenticated,
+    reviewRate,
   };
+}
+
+/** A file path setting: unset stays unset; set, it must not be empty (a flag given ""). */
+function path(setting: { value: string | undefined; source: string }): { value: string | undefined; source: string } {
+  if (setting.value !== undefined && setting.value.trim() === "") throw new ConfigError(`${setting.source} must not be empty`);
+  return setting;
+}
+
+/**
+ * Hosts that only this machine can reach: `localhost`, 127.0.0.0/8 and `[::1]`. Anything else,
+ * `0.0.0.0` and host names included, may be reachable from elsewhere.
+ */
+export function isLoopback(host: string): boolean {
+  if (host === "localhost" || host === "[::1]") return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  return m !== null && m.slice(1).every((octet) => Number(octet) <= 255);
 }
 
 function wholeNumber(setting: { value: string | undefined; source: string }, min: number, max: number): number {

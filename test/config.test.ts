@@ -28,11 +28,17 @@ describe("configuration", () => {
       metricsAddr: undefined,
       maxWatchers: 1000,
       watchBufferBytes: 4 * 1024 * 1024,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      tlsClientCa: undefined,
+      authFile: undefined,
+      allowUnauthenticated: false,
+      reviewRate: undefined,
     });
   });
 
   it("reads variables, and a flag wins over its variable", () => {
-    const env = { COUNCIL_ADDR: "0.0.0.0:6000", COUNCIL_POLICY: "seed", REDIS_URL: "redis://r:6379", COUNCIL_REDIS_PREFIX: "a:", COUNCIL_LOG_LEVEL: "warn" };
+    const env = { COUNCIL_ADDR: "0.0.0.0:6000", COUNCIL_ALLOW_UNAUTHENTICATED: "true", COUNCIL_POLICY: "seed", REDIS_URL: "redis://r:6379", COUNCIL_REDIS_PREFIX: "a:", COUNCIL_LOG_LEVEL: "warn" };
     expect(loadConfig([], env)).to.include({ addr: "0.0.0.0:6000", policy: "seed", redisUrl: "redis://r:6379", redisPrefix: "a:", logLevel: "warn" });
     expect(loadConfig(["--addr", "[::1]:7000", "--log-level=debug", "--redis-prefix", "b:"], env)).to.include({
       addr: "[::1]:7000",

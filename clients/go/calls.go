@@ -23,7 +23,7 @@ func unary[Res any](ctx context.Context, c *Client, call func(context.Context) (
 		res = r
 		return err
 	})
-	return res, err
+	return res, FromRPCError(err)
 }
 
 // GetDecision returns the stored decision with the given id; NOT_FOUND if there is none.
@@ -103,7 +103,7 @@ func pages[T any](fetch func(token string) ([]T, string, error)) iter.Seq2[T, er
 				return
 			}
 			if next == token {
-				yield(zero, status.Error(codes.Internal, "council: the server returned the same page token twice"))
+				yield(zero, FromRPCError(status.Error(codes.Internal, "council: the server returned the same page token twice")))
 				return
 			}
 			token = next
@@ -207,7 +207,7 @@ func (c *Client) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[*coun
 		defer cancel()
 		stream, err := c.rpc.WatchDecisions(ctx, req)
 		if err != nil {
-			yield(nil, err)
+			yield(nil, FromRPCError(err))
 			return
 		}
 		for {
@@ -216,7 +216,7 @@ func (c *Client) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[*coun
 				return
 			}
 			if err != nil {
-				yield(nil, err)
+				yield(nil, FromRPCError(err))
 				return
 			}
 			if !yield(ev, nil) {

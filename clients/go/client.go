@@ -3,17 +3,21 @@
 //
 // The wire types are the generated ones in
 // github.com/council-dev/council/clients/go/gen/council/v1 (package councilv1); this package
-// adds what every caller would otherwise write by hand: connecting with TLS and a bearer token,
-// default deadlines, an idempotency key on every review and every outcome that is reused when the
-// call is retried after UNAVAILABLE, and iterators that walk every page of a list.
+// adds what every caller would otherwise write by hand: connecting with TLS (a private CA, a
+// client certificate for mTLS) and a bearer token, default deadlines, an idempotency key on every
+// review and every outcome that is reused when the call is retried after UNAVAILABLE, and
+// iterators that walk every page of a list.
 //
-// Every error from the service is a gRPC status error: status.FromError, status.Code and
-// errors.As see it, and helpers such as IsInvalidArgument test its code.
+// Every error from the service is an *Error that keeps the gRPC status: errors.Is matches it
+// against the sentinel of its family (ErrUnauthenticated, ErrPermissionDenied,
+// ErrResourceExhausted, …), errors.As gives its code, message and field, and status.FromError,
+// status.Code and helpers such as IsInvalidArgument see its code.
 package council
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -49,6 +53,9 @@ type Client struct {
 
 type config struct {
 	tls         *tls.Config
+	rootCAs     []byte // PEM, from WithRootCAs
+	clientCert  []byte // PEM, from WithClientCertificate
+	clientKey   []byte
 	token       string
 	timeout     time.Duration
 	maxAttempts int
@@ -69,6 +76,23 @@ func WithTLS(c *tls.Config) Option {
 			return
 		}
 		cfg.tls = c.Clone()
+	}
+}
+
+// WithRootCAs connects over TLS trusting the CA certificates in caPEM (a private CA) instead of
+// the system's roots. It applies on top of WithTLS, if given.
+func WithRootCAs(caPEM []byte) Option {
+	return func(cfg *config) { cfg.rootCAs = caPEM }
+}
+
+// WithClientCertificate connects over TLS presenting this client certificate (PEM: the
+// certificate chain and its private key), for a server that requires one (mTLS). It applies on
+// top of WithTLS, if given. The files are read once: to follow a certificate that rotates on
+// disk, pass WithTLS a tls.Config whose GetClientCertificate loads it.
+func WithClientCertificate(certPEM, keyPEM []byte) Option {
+	return func(cfg *config) {
+		cfg.clientCert = certPEM
+		cfg.clientKey = keyPEM
 	}
 }
 
@@ -129,6 +153,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("council: WithRetry needs 0 <= backoff <= maxBackoff, got %v and %v", cfg.backoff, cfg.maxBackoff)
 	}
 
+	if err := cfg.applyPEM(); err != nil {
+		return nil, err
+	}
 	transport := insecure.NewCredentials()
 	if cfg.tls != nil {
 		transport = credentials.NewTLS(cfg.tls)
@@ -148,9 +175,37 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	defer cancel()
 	if err := c.waitReady(dialCtx); err != nil {
 		_ = conn.Close()
-		return nil, status.Errorf(codes.Unavailable, "council: cannot connect to %s: %s", addr, status.Convert(err).Message())
+		return nil, FromRPCError(status.Errorf(codes.Unavailable, "council: cannot connect to %s: %s", addr, status.Convert(err).Message()))
 	}
 	return c, nil
+}
+
+// applyPEM adds the PEM of WithRootCAs and WithClientCertificate to the TLS configuration,
+// turning TLS on if they are given.
+func (cfg *config) applyPEM() error {
+	if cfg.rootCAs == nil && cfg.clientCert == nil && cfg.clientKey == nil {
+		return nil
+	}
+	if cfg.tls == nil {
+		cfg.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.rootCAs != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cfg.rootCAs) {
+			return errors.New("council: WithRootCAs: no certificate found in the PEM")
+		}
+		cfg.tls.RootCAs = pool
+	}
+	if cfg.clientCert != nil || cfg.clientKey != nil {
+		cert, err := tls.X509KeyPair(cfg.clientCert, cfg.clientKey)
+		if err != nil {
+			return fmt.Errorf("council: WithClientCertificate: %w", err)
+		}
+		// Clipped, so that appending never writes into the slice of the caller's tls.Config.
+		certs := cfg.tls.Certificates
+		cfg.tls.Certificates = append(certs[:len(certs):len(certs)], cert)
+	}
+	return nil
 }
 
 // waitReady starts connecting and returns nil once the channel is READY, or an error once the

@@ -45,9 +45,11 @@ func DryRun() ReviewOption {
 // Unless WithRequestID is given, Review makes a random request id, and it keeps that id when it
 // retries after UNAVAILABLE, so a review that reached the store before the connection failed is
 // replayed, not made twice. Only UNAVAILABLE is retried (see WithRetry); a context without a
-// deadline gets the WithTimeout default for the whole review, retries included. Errors are gRPC
-// status errors: INVALID_ARGUMENT names the bad field, FAILED_PRECONDITION means the request id
-// was used for a different suggestion.
+// deadline gets the WithTimeout default for the whole review, retries included. Errors are
+// *Error values: ErrInvalidArgument names the bad field (Error.Field), ErrFailedPrecondition means
+// the request id was used for a different suggestion, ErrUnauthenticated and ErrPermissionDenied
+// mean the caller's credentials or role, and ErrResourceExhausted the caller's review rate (not
+// retried).
 func (c *Client) Review(ctx context.Context, s *councilv1.Suggestion, opts ...ReviewOption) (*councilv1.Decision, error) {
 	var o reviewOptions
 	for _, opt := range opts {
@@ -70,7 +72,7 @@ func (c *Client) Review(ctx context.Context, s *councilv1.Suggestion, opts ...Re
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, FromRPCError(err)
 	}
 	return decision, nil
 }

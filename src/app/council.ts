@@ -3,11 +3,12 @@
  * decision, replaying idempotent repeats), read and list decisions, record outcomes, summarise,
  * list lessons, and watch new reviews. It knows the domain and the Store interface, not gRPC.
  */
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../domain/errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../domain/errors.js";
 import { decisionIdForRequest, newDecisionId, outcomeFingerprint, suggestionFingerprint } from "../domain/identity.js";
 import { LIMITS } from "../domain/limits.js";
 import type { Decision, DecisionType, Lesson, Outcome, ReviewerProfile, ReviewerRole, Suggestion, Summary, Vote } from "../domain/model.js";
 import { reviewerProfiles, type Policy } from "../domain/policy.js";
+import { outcomeScope, type Principal } from "../domain/principal.js";
 import { castVote, conclude } from "../domain/rules.js";
 import { checkString, pageSize, validateSuggestion } from "../domain/validate.js";
 import type { Store, Unsubscribe } from "../store/store.js";
@@ -15,8 +16,22 @@ import { PageTokens } from "./page_token.js";
 
 export interface ReviewRequest {
   suggestion: Suggestion;
+  /** Scoped to `principal`: the same id from two principals makes two decisions. */
   requestId: string;
   dryRun: boolean;
+  /** Who submits it: stored as the decision's `submittedBy` (a dry run shows it too). */
+  principal: Principal;
+}
+
+export interface OutcomeRequest {
+  decisionId: string;
+  outcome: Outcome | undefined;
+  notes: string;
+  lessons: string;
+  /** Scoped to `principal` and the decision. */
+  requestId: string;
+  /** Who records it: an agent only on a decision it submitted, an operator on any. */
+  principal: Principal;
 }
 
 export interface ReviewResult {
@@ -85,15 +100,16 @@ export class Council {
 
   private async runReview(request: ReviewRequest, sink: VoteSink): Promise<ReviewResult> {
     const { suggestion, dryRun } = request;
+    const submittedBy = request.principal.name;
     const requestId = dryRun ? "" : request.requestId;
     const fingerprint = suggestionFingerprint(suggestion);
 
     if (requestId) {
-      const earlier = await this.store.findByRequestId(requestId);
+      const earlier = await this.store.findByRequestId(submittedBy, requestId);
       if (earlier) return this.replay(earlier.decision, earlier.fingerprint, fingerprint, sink);
     }
 
-    const id = requestId ? decisionIdForRequest(requestId) : newDecisionId();
+    const id = requestId ? decisionIdForRequest(submittedBy, requestId) : newDecisionId();
     const votes: Vote[] = [];
     for (const [index, reviewer] of this.policy.reviewers.entries()) {
       await this.options.beforeVote?.(reviewer.role, index);
@@ -114,6 +130,8 @@ export class Council {
       policyVersion: this.policy.version,
       suggestion,
       requestId,
+      submittedBy,
+      outcomeRecordedBy: "",
     };
     if (dryRun) return { decision, replayed: false, stored: false };
 
@@ -154,22 +172,38 @@ export class Council {
     return { items: page.items, nextPageToken: this.tokens.issue(scope, page.next) };
   }
 
-  async recordOutcome(request: {
-    decisionId: string;
-    outcome: Outcome | undefined;
-    notes: string;
-    lessons: string;
-    requestId: string;
-  }): Promise<Decision> {
-    const { decisionId, outcome, notes, lessons, requestId } = request;
+  async recordOutcome(request: OutcomeRequest): Promise<Decision> {
+    const { decisionId, outcome, notes, lessons, requestId, principal } = request;
+    // The transport checks the roles before any handler runs; this holds the use case to the same
+    // rule for any other caller, before anything else is looked at.
+    const scope = outcomeScope(principal);
+    if (scope.kind === "none") throw new PermissionDeniedError("RecordOutcome needs the role agent or operator");
     checkString("decision_id", decisionId, LIMITS.idBytes, true);
     if (outcome === undefined) throw new InvalidArgumentError("outcome", "must be set (success, failure or partial)");
     checkString("notes", notes, LIMITS.notesBytes);
     checkString("lessons", lessons, LIMITS.notesBytes);
     checkString("request_id", requestId, LIMITS.requestIdBytes);
     const fingerprint = outcomeFingerprint(outcome, notes, lessons);
-    const result = await this.store.recordOutcome(decisionId, { outcome, notes, lessons, at: this.now(), requestId, fingerprint });
+    // The store checks the submitter in the step that records (one Redis script): no window between
+    // check and write, and no extra read of the decision. Reading it first would be safe too (a
+    // decision's submitter never changes, and nothing is deleted), at the cost of a round trip.
+    const result = await this.store.recordOutcome(decisionId, {
+      outcome,
+      notes,
+      lessons,
+      at: this.now(),
+      requestId,
+      fingerprint,
+      recordedBy: principal.name,
+      onlyIfSubmittedBy: scope.kind === "own" ? scope.submittedBy : undefined,
+    });
     if (result.kind === "not_found") throw new NotFoundError(`decision ${JSON.stringify(decisionId)} not found`);
+    if (result.kind === "other_submitter") {
+      throw new PermissionDeniedError(
+        `an agent may record outcomes only on decisions it submitted: ${decisionId} was submitted by ` +
+          `${JSON.stringify(result.submittedBy)}, not ${JSON.stringify(principal.name)} (the role operator may record on any)`,
+      );
+    }
     if (result.kind === "exists" && result.fingerprint !== fingerprint) {
       throw new FailedPreconditionError(
         `request_id ${JSON.stringify(requestId)} was already used to record a different outcome of ${decisionId}; use a new request_id`,

@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Suggestion } from "./model.js";
 import { canonicalJson } from "./policy.js";
+import { ANONYMOUS_NAME } from "./principal.js";
 
 /**
  * A fresh decision id: `dec-` then 24 hex digits, random, so unique across replicas. A review
@@ -12,9 +13,20 @@ export function newDecisionId(): string {
   return `dec-${randomBytes(12).toString("hex")}`;
 }
 
-/** The decision id that a request_id always maps to. */
-export function decisionIdForRequest(requestId: string): string {
-  return `dec-${createHash("sha256").update(`request:${requestId}`).digest("hex").slice(0, 24)}`;
+/**
+ * The decision id that a principal's request_id always maps to. A request_id is scoped to its
+ * principal (SPEC §8): the same id from two principals names two decisions.
+ *
+ * For `anonymous` the id is what it was before principals existed, sha256 of `request:<id>`, so
+ * that keyspaces written then keep working: a replay of a stored request finds its decision.
+ * Every other principal hashes `principal-request:` and the JSON of [name, request id]: JSON
+ * makes the pair unambiguous (no name and id can be glued into another's), and the different
+ * first word keeps it apart from every anonymous input.
+ */
+export function decisionIdForRequest(submittedBy: string, requestId: string): string {
+  const input =
+    submittedBy === ANONYMOUS_NAME ? `request:${requestId}` : `principal-request:${JSON.stringify([submittedBy, requestId])}`;
+  return `dec-${createHash("sha256").update(input).digest("hex").slice(0, 24)}`;
 }
 
 /** A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints. */

@@ -79,11 +79,13 @@ export function decisionBytes(d: Decision): number {
     str(d.lessonsLearned) +
     str(d.policyVersion) +
     suggestionBytes(d.suggestion) +
-    str(d.requestId)
+    str(d.requestId) +
+    str(d.submittedBy) +
+    str(d.outcomeRecordedBy)
   );
 }
 
 /** An upper bound of the encoded size of a lesson, as the server sends it. */
 export function lessonBytes(l: Lesson): number {
-  return MESSAGE_OVERHEAD + str(l.decisionId) + NUMBER + str(l.lessons) + str(l.notes) + TIMESTAMP;
+  return MESSAGE_OVERHEAD + str(l.decisionId) + NUMBER + str(l.lessons) + str(l.notes) + TIMESTAMP + str(l.recordedBy);
 }

@@ -70,8 +70,15 @@ export interface Decision {
   lessonsLearned: string;
   policyVersion: string;
   suggestion: Suggestion;
-  /** The idempotency key the review was submitted with, or "". */
+  /** The idempotency key the review was submitted with, or "" (scoped to `submittedBy`). */
   requestId: string;
+  /**
+   * The principal that submitted the review. Decisions stored before Council knew principals
+   * read as `anonymous`: no caller was authenticated then, which is what `anonymous` means.
+   */
+  submittedBy: string;
+  /** The principal that recorded the last outcome; "" while no outcome is recorded. */
+  outcomeRecordedBy: string;
 }
 
 export interface Lesson {
@@ -80,6 +87,8 @@ export interface Lesson {
   lessons: string;
   notes: string;
   recordedAt: Date;
+  /** The principal that recorded the outcome (`anonymous` for lessons recorded before principals). */
+  recordedBy: string;
 }
 
 export interface ReviewerProfile {

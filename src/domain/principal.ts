@@ -42,7 +42,22 @@ export function principal(name: string, roles: Iterable<Role>): Principal {
  * (`submittedBy` is the decision's `submitted_by`).
  */
 export function mayRecordOutcome(p: Principal, submittedBy: string): boolean {
-  return p.roles.has("operator") || (p.roles.has("agent") && p.name === submittedBy);
+  const scope = outcomeScope(p);
+  return scope.kind === "any" || (scope.kind === "own" && scope.submittedBy === submittedBy);
+}
+
+/** The decisions a principal may record outcomes on: any, only those it submitted, or none. */
+export type OutcomeScope = { kind: "any" } | { kind: "own"; submittedBy: string } | { kind: "none" };
+
+/**
+ * The rule of `mayRecordOutcome` before the decision is read, so that a store can check it in
+ * the same atomic step that records the outcome: an operator records on any decision, an agent on
+ * those whose `submitted_by` is its name, any other principal on none.
+ */
+export function outcomeScope(p: Principal): OutcomeScope {
+  if (p.roles.has("operator")) return { kind: "any" };
+  if (p.roles.has("agent")) return { kind: "own", submittedBy: p.name };
+  return { kind: "none" };
 }
 
 /**

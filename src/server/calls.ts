@@ -1,7 +1,13 @@
 /**
  * Wrappers that turn async functions into grpc-js handlers: errors become gRPC statuses (never a
  * stack trace), no promise is left rejected, and each call logs one line with method, status,
- * duration and request id.
+ * duration, request id and principal.
+ *
+ * They are also the one place where access is decided (SPEC §8): before a handler runs, `admit`
+ * authenticates the caller, checks the method's role (before anything else in the request is
+ * looked at, even whether its strings are valid UTF-8), and applies the per-principal review rate.
+ * No handler checks a role itself, and server.ts refuses to start when a CouncilService method
+ * was not built by these wrappers. Health and reflection do not go through them: they stay open.
  */
 import { constants as http2, type ServerHttp2Stream } from "node:http2";
 import {
@@ -11,16 +17,47 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
-import { ANONYMOUS, type Principal } from "../domain/principal.js";
+import type { Principal } from "../domain/principal.js";
 import type { Logger } from "../log.js";
+import type { Authenticator } from "./auth/authenticator.js";
+import { credentialsOf } from "./auth/peer.js";
+import type { ReviewRateLimiter } from "./auth/rate_limit.js";
+import { authorize } from "./auth/roles.js";
 import type { Metrics } from "./metrics.js";
 import { serviceError, toGrpcError, type GrpcError } from "./status.js";
 import { refusalOf } from "./utf8.js";
 
-/** Where each call is reported: one log line, and the call metrics. */
+/** Who may call: how callers are identified, and the review rate per principal. */
+export interface Access {
+  authenticator: Authenticator;
+  /** `COUNCIL_REVIEW_RATE`; undefined: unlimited. */
+  reviewRate?: ReviewRateLimiter;
+}
+
+/**
+ * What every call needs besides its handler: where it is reported (one log line, the call
+ * metrics) and who may make it.
+ */
 export interface Telemetry {
   log: Logger;
   metrics: Metrics;
+  access: Access;
+}
+
+/** The methods whose calls count against the per-principal review rate. */
+const RATE_LIMITED: ReadonlySet<string> = new Set(["ReviewSuggestion"]);
+
+/** Marks the handlers built here, so that server.ts can check that no method escapes `admit`. */
+const ADMITTING = Symbol("admitting");
+
+/** True when `handler` was built by one of these wrappers (so it authenticates and authorizes). */
+export function admits(handler: unknown): boolean {
+  return typeof handler === "function" && (handler as { [ADMITTING]?: boolean })[ADMITTING] === true;
+}
+
+function marked<H extends object>(handler: H): H {
+  Object.defineProperty(handler, ADMITTING, { value: true });
+  return handler;
 }
 
 /** Marks, for the log, a stream that ended because its caller cancelled it. */
@@ -33,22 +70,50 @@ export interface CallContext {
   principal: Principal;
 }
 
-function requestIdOf(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>, ctx: CallContext) {
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+/**
+ * What `admit` reads from a call: its headers, its TLS peer and, for calls that have one, the
+ * request. A bidi or client-stream wrapper passes its call (no `request`) to `admit` before it
+ * reads a message, marks its handler with `marked`, and checks each message's `refusalOf` itself.
+ */
+type AdmittedCall = Pick<AnyCall, "metadata" | "getAuthContext"> & { request?: unknown };
+
+function requestIdOf(call: AnyCall, ctx: Partial<CallContext>) {
   return ctx.requestId || (call.metadata.get("x-request-id")[0] as string | undefined) || undefined;
 }
 
-function finish(t: Telemetry, method: string, started: number, requestId: string | undefined, err?: unknown) {
+/**
+ * Lets a call in, or throws the status it gets, in this order: the caller is authenticated
+ * (UNAUTHENTICATED, one message whatever was wrong), holds a role the method needs
+ * (PERMISSION_DENIED naming it), is within its review rate (RESOURCE_EXHAUSTED), and only then is
+ * the request itself looked at (a string that is not valid UTF-8: INVALID_ARGUMENT). So a caller
+ * without the role learns nothing about what a request would have done. Sets `ctx.principal` as
+ * soon as it is known, for the log line.
+ */
+async function admit(access: Access, method: string, call: AdmittedCall, ctx: Partial<CallContext>): Promise<void> {
+  ctx.principal = await access.authenticator.authenticate(credentialsOf(call));
+  authorize(ctx.principal, method);
+  if (RATE_LIMITED.has(method)) access.reviewRate?.check(ctx.principal);
+  const refused = refusalOf(call.request);
+  if (refused) throw refused;
+}
+
+function finish(t: Telemetry, method: string, started: number, ctx: Partial<CallContext>, call: AnyCall, err?: unknown) {
   const seconds = (performance.now() - started) / 1000;
   const durationMs = Math.round(seconds * 1_000_000) / 1000;
+  const requestId = requestIdOf(call, ctx);
+  // null: the caller was not authenticated (or the call failed before it could be).
+  const principal = ctx.principal?.name ?? null;
   t.metrics.callSeconds.observe({ method }, seconds);
   if (err === undefined || err === CANCELLED) {
     const code = err === CANCELLED ? "CANCELLED" : "OK";
     t.metrics.calls.inc({ method, code });
-    t.log.info({ method, status: code, durationMs, requestId }, "call");
+    t.log.info({ method, status: code, durationMs, requestId, principal }, "call");
     return undefined;
   }
   const mapped = toGrpcError(err);
-  const line = { method, status: status[mapped.code], durationMs, requestId };
+  const line = { method, status: status[mapped.code], durationMs, requestId, principal };
   t.metrics.calls.inc({ method, code: line.status });
   if (mapped.internal) t.log.error({ ...line, err }, "call failed");
   else t.log.info({ ...line, details: mapped.details }, "call");
@@ -60,21 +125,23 @@ export function unary<Req, Res>(
   method: string,
   fn: (request: Req, ctx: CallContext, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
-  return (call, callback) => {
+  return marked((call: ServerUnaryCall<Req, Res>, callback: Parameters<handleUnaryCall<Req, Res>>[1]) => {
     const started = performance.now();
-    const ctx: CallContext = { principal: ANONYMOUS };
-    const refused = refusalOf(call.request);
-    (refused ? Promise.reject(refused) : fn(call.request, ctx, call)).then(
-      (response) => {
-        finish(t, method, started, requestIdOf(call, ctx));
-        callback(null, response);
-      },
-      (err: unknown) => {
-        const mapped = finish(t, method, started, requestIdOf(call, ctx), err)!;
-        callback(serviceError(mapped));
-      },
-    );
-  };
+    const ctx: Partial<CallContext> = {};
+    const any = call as ServerUnaryCall<unknown, unknown>;
+    admit(t.access, method, any, ctx)
+      .then(() => fn(call.request, ctx as CallContext, call))
+      .then(
+        (response) => {
+          finish(t, method, started, ctx, any);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          const mapped = finish(t, method, started, ctx, any, err)!;
+          callback(serviceError(mapped));
+        },
+      );
+  });
 }
 
 /** Writes to a server stream with backpressure; once the caller has gone, writes are dropped. */
@@ -108,22 +175,24 @@ export function serverStream<Req, Res>(
   method: string,
   fn: (request: Req, out: StreamWriter<Res>, ctx: CallContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  return (call) => {
+  return marked((call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
-    const ctx: CallContext = { principal: ANONYMOUS };
+    const ctx: Partial<CallContext> = {};
+    const any = call as ServerWritableStream<unknown, unknown>;
     const out = new StreamWriter<Res>(call as ServerWritableStream<unknown, Res>);
-    const refused = refusalOf(call.request);
-    (refused ? Promise.reject(refused) : fn(call.request, out, ctx, call)).then(
-      () => {
-        finish(t, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : undefined);
-        if (!out.gone) call.end();
-      },
-      (err: unknown) => {
-        const mapped = finish(t, method, started, requestIdOf(call, ctx), call.cancelled ? CANCELLED : err);
-        if (mapped && !out.gone) endWithStatus(call as ServerWritableStream<unknown, unknown>, mapped);
-      },
-    );
-  };
+    admit(t.access, method, any, ctx)
+      .then(() => fn(call.request, out, ctx as CallContext, call))
+      .then(
+        () => {
+          finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : undefined);
+          if (!out.gone) call.end();
+        },
+        (err: unknown) => {
+          const mapped = finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : err);
+          if (mapped && !out.gone) endWithStatus(any, mapped);
+        },
+      );
+  });
 }
 
 /** How long the trailers of a stream ended with an error may take to leave before it is reset. */

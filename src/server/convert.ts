@@ -165,6 +165,8 @@ export function decisionToWire(d: Decision): wire.Decision {
     policyVersion: d.policyVersion,
     suggestion: suggestionToWire(d.suggestion),
     requestId: d.requestId,
+    submittedBy: d.submittedBy,
+    outcomeRecordedBy: d.outcomeRecordedBy,
   };
 }
 
@@ -175,6 +177,7 @@ export function lessonToWire(l: Lesson): wire.Lesson {
     lessons: l.lessons,
     notes: l.notes,
     recordedAt: l.recordedAt,
+    recordedBy: l.recordedBy,
   };
 }
 

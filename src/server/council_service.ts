@@ -83,7 +83,7 @@ export function councilService(
       ctx.requestId = req.requestId || undefined;
       const suggestion = suggestionFromWire(req.suggestion);
       const { decision, replayed, stored } = await council.review(
-        { suggestion, requestId: req.requestId, dryRun: req.dryRun },
+        { suggestion, requestId: req.requestId, dryRun: req.dryRun, principal: ctx.principal },
         (vote, decisionId) => out.write(voteEvent(vote, decisionId, suggestion.id)),
       );
       t.metrics.reviews.inc({ result: stored ? "stored" : replayed ? "replayed" : "dry_run" });
@@ -106,7 +106,11 @@ export function councilService(
 
     recordOutcome: unary(t, "RecordOutcome", async (req, ctx) => {
       ctx.requestId = req.requestId || undefined;
-      const decision = await council.recordOutcome({ ...req, outcome: outcomeFromWire("outcome", req.outcome) });
+      const decision = await council.recordOutcome({
+        ...req,
+        outcome: outcomeFromWire("outcome", req.outcome),
+        principal: ctx.principal,
+      });
       return { decision: decisionToWire(decision) };
     }),
 

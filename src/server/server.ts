@@ -1,5 +1,7 @@
 /**
- * The gRPC server: CouncilService, health and reflection on one port, and an orderly shutdown.
+ * The gRPC server: CouncilService, health and reflection on one port (plaintext, TLS or mTLS),
+ * and an orderly shutdown. CouncilService calls are authenticated and authorized by the call
+ * wrappers (calls.ts); health and reflection are open to any caller that completes the handshake.
  */
 import { readFileSync } from "node:fs";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
@@ -13,6 +15,10 @@ import { ServerReflectionService as ReflectionV1 } from "../gen/grpc/reflection/
 import { ServerReflectionService as ReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../store/store.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { ReviewRateLimiter } from "./auth/rate_limit.js";
+import type { TlsFiles } from "./auth/tls.js";
+import { admits } from "./calls.js";
 import { councilService } from "./council_service.js";
 import { Health } from "./health.js";
 import { Metrics, serveMetrics } from "./metrics.js";
@@ -34,8 +40,21 @@ export interface ServerOptions {
   maxWatchers?: number;
   /** Concurrent streams a client may open on one connection (default 1000). */
   maxStreamsPerConnection?: number;
-  /** host:port for Prometheus metrics at GET /metrics; undefined: not served. */
+  /** host:port for Prometheus metrics at GET /metrics (plain HTTP, always); undefined: not served. */
   metricsAddr?: string;
+  /**
+   * TLS on the gRPC port, from files that are re-read when they change (TlsFiles.open);
+   * undefined: plaintext. The server owns it from here and stops watching at shutdown.
+   */
+  tls?: TlsFiles;
+  /**
+   * Who callers are (Authenticator.open with the auth file, if any). Undefined: every caller is
+   * `anonymous`, or under mTLS is named by its certificate's common name. The server owns it from
+   * here and stops watching at shutdown.
+   */
+  authenticator?: Authenticator;
+  /** Reviews per second per principal (`COUNCIL_REVIEW_RATE`); undefined: unlimited. */
+  reviewRate?: number;
 }
 
 /** Defaults of the server's bounds; src/config.ts exposes the first two. */
@@ -57,6 +76,7 @@ export class CouncilServer {
     /** The port actually bound. */
     readonly port: number,
     private readonly metricsServer: { port: number; close: () => Promise<void> } | undefined,
+    private readonly closeAccess: () => void,
   ) {}
 
   /** The port metrics are served on, if they are. */
@@ -66,6 +86,18 @@ export class CouncilServer {
 
   static async start(options: ServerOptions): Promise<CouncilServer> {
     const { council, store, log } = options;
+    const mtls = options.tls?.mtls ?? false;
+    const authenticator = options.authenticator ?? (await Authenticator.open({ log, mtls }));
+    const closeAccess = () => {
+      authenticator.close();
+      options.tls?.close();
+    };
+    if (authenticator.mode === "certificate" && !mtls) {
+      closeAccess();
+      // Names from certificates nobody verified would be whatever the caller wrote in them.
+      throw new Error("an authenticator that names callers by their certificates needs mTLS (a client CA)");
+    }
+    const reviewRate = options.reviewRate === undefined ? undefined : new ReviewRateLimiter({ perSecond: options.reviewRate });
     const server = new Server({
       "grpc.max_receive_message_length": LIMITS.messageBytes,
       // Every response is bounded too (listings end a page early rather than pass pageBytes).
@@ -77,7 +109,7 @@ export class CouncilServer {
     metrics.observe({ reviewsInFlight: () => council.reviewsInFlight, storeHealthy: () => store.isHealthy() });
     const service = councilService(
       council,
-      { log, metrics },
+      { log, metrics, access: { authenticator, ...(reviewRate ? { reviewRate } : {}) } },
       {
         watchBufferBytes: options.watchBufferBytes ?? DEFAULTS.watchBufferBytes,
         maxWatchers: options.maxWatchers ?? DEFAULTS.maxWatchers,
@@ -85,6 +117,12 @@ export class CouncilServer {
     );
     const descriptors = readFileSync(DESCRIPTOR_SET_URL);
     const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, descriptors));
+    // Every CouncilService method must authenticate and authorize through calls.ts: one that was
+    // built some other way would be open to anyone, so the server does not start.
+    for (const [name, method] of Object.entries(CouncilServiceService)) {
+      const handler = (service.implementation as unknown as Record<string, unknown>)[name];
+      if (!admits(handler)) throw new Error(`CouncilService method ${method.path} is not built by the call wrappers (calls.ts)`);
+    }
     server.addService(strictUtf8Service(CouncilServiceService, registry, COUNCIL_SERVICE), service.implementation);
 
     const health = new Health([COUNCIL_SERVICE]);
@@ -94,17 +132,25 @@ export class CouncilServer {
     server.addService(ReflectionV1, { serverReflectionInfo: reflect });
     server.addService(ReflectionV1Alpha, { serverReflectionInfo: reflect });
 
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(options.addr, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    const credentials = options.tls ? options.tls.credentials() : ServerCredentials.createInsecure();
+    let port: number;
+    try {
+      port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(options.addr, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+      );
+    } catch (err) {
+      closeAccess();
+      throw err;
+    }
     let metricsServer;
     try {
       metricsServer = options.metricsAddr === undefined ? undefined : await serveMetrics(metrics, options.metricsAddr);
     } catch (err) {
       server.forceShutdown();
+      closeAccess();
       throw new Error(`cannot serve metrics on ${options.metricsAddr}: ${(err as Error).message}`);
     }
-    const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metricsServer);
+    const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metricsServer, closeAccess);
     health.setAll(store.isHealthy());
     store.onHealthChange((healthy) => {
       if (running.shuttingDown) return;
@@ -139,6 +185,7 @@ export class CouncilServer {
       this.log.warn({ graceMs, reviewsInFlight: this.council.reviewsInFlight }, "grace period over: reviews still in flight are abandoned");
     }
     clearTimeout(waited);
+    this.closeAccess();
     await this.metricsServer?.close();
   }
 }

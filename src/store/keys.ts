@@ -5,11 +5,18 @@
  *
  *   council:meta                               hash: buckets, layout, created_at, token_key (read at
  *                                                start, lua/open_keyspace.lua)
- *   council:{b7}:d:<decision id>               hash: doc (JSON of the immutable part), outcome,
- *                                                notes, lessons, implemented_at, op
+ *   council:{b7}:d:<decision id>               hash: doc (JSON of the immutable part),
+ *                                                submitted_by, outcome, notes, lessons,
+ *                                                implemented_at, op, outcome_by, outcome_by_op
+ *                                                (redis_codec.ts says how each one reads)
  *   council:{b7}:req:<request id>              hash: id (decision id), fp (suggestion fingerprint),
- *                                                op (the save call that stored it)
- *   council:{b7}:oreq:<decision id>:<request id>  hash: fp (fingerprint of a RecordOutcome call)
+ *                                                op (the save call that stored it); a request of
+ *                                                `anonymous`
+ *   council:{b7}:preq:<n>:<principal>:<request id>  the same, a request of another principal
+ *                                                (`<n>`: the name's length in UTF-8 bytes)
+ *   council:{b7}:oreq:<decision id>:<request id>  hash: fp (fingerprint of a RecordOutcome call
+ *                                                of `anonymous`)
+ *   council:{b7}:poreq:<decision id>:<n>:<principal>:<request id>  the same, another principal
  *   council:{b7}:ix:all                        zset, score 0, members `<order>:<decision id>`
  *   council:{b7}:ix:t:<decision type>          the same, one decision type
  *   council:{b7}:ix:s:<suggestion id>          the same, one suggestion
@@ -26,6 +33,11 @@
  * lessons and events. Entries written before that (layout 1 too) have `<15-digit ms>` of the
  * replica's clock; both forms sort together by their millisecond ("." sorts before ":").
  *
+ * Request ids are scoped to their principal (SPEC §8). The keys of `anonymous` are those written
+ * before principals existed, so stored requests are still found; every other principal's name is
+ * in its keys with its length, so that no name and request id can be glued into another pair's
+ * key, and under another word (`preq`, `poreq`), so that no anonymous request id can spell one.
+ *
  * A bucket's keys share one hash tag, so each Lua script touches one slot. The tags are chosen so
  * that bucket i of n hashes into the i-th n-th of the 16384 cluster slots: whatever the slot
  * ranges of a cluster's masters, the buckets spread evenly over them. The tag is `b<i>` when that
@@ -33,6 +45,7 @@
  */
 import { createHash } from "node:crypto";
 import type { DecisionType } from "../domain/model.js";
+import { ANONYMOUS_NAME } from "../domain/principal.js";
 
 export const DEFAULT_BUCKETS = 16;
 export const MAX_BUCKETS = 1024;
@@ -76,10 +89,19 @@ export function checkBucketCount(count: number): number {
   return count;
 }
 
+/** `<n>:<principal>:<request id>`, `<n>` the name's UTF-8 length: unambiguous whatever the name holds. */
+const scoped = (principal: string, requestId: string) => `${Buffer.byteLength(principal, "utf8")}:${principal}:${requestId}`;
+
 /** The key that records a keyspace's layout; outside every bucket, read once at start. */
 export const metaKey = (prefix: string) => `${prefix}meta`;
 
-/** The layout this code reads and writes; a keyspace recording another one is refused at start. */
+/**
+ * The layout this code reads and writes; a keyspace recording another one is refused at start.
+ * Principals added keys (`preq`, `poreq`) and decision fields (`submitted_by`, `outcome_by`,
+ * `outcome_by_op`) within layout 1: the code before them reads everything it knows of a keyspace
+ * written since (so replicas can be upgraded one at a time), and this code reads what was written
+ * before them as `anonymous`'s (redis_codec.ts).
+ */
 export const LAYOUT = "1";
 
 /** An index member: `<15-digit ms>[.<3-digit µs>]:<decision id>` (the optional part since the store orders). */
@@ -115,7 +137,7 @@ export class Keyspace {
 
   /**
    * The bucket of a decision, from its id. A review with a request_id has the id derived from it
-   * (`decisionIdForRequest`), so every replica and every retry picks the same bucket; a review
+   * and its submitter (`decisionIdForRequest`), so every replica and every retry picks the same bucket; a review
    * without one has a random id, so it lands in a random bucket.
    */
   bucketOfId(decisionId: string): number {
@@ -132,8 +154,10 @@ export class Keyspace {
     return `${this.in(bucket)}d:${id}`;
   }
 
-  request(bucket: number, requestId: string): string {
-    return `${this.in(bucket)}req:${requestId}`;
+  /** The idempotency key of a review: per principal (see the layout above). */
+  request(bucket: number, submittedBy: string, requestId: string): string {
+    if (submittedBy === ANONYMOUS_NAME) return `${this.in(bucket)}req:${requestId}`;
+    return `${this.in(bucket)}preq:${scoped(submittedBy, requestId)}`;
   }
 
   index(bucket: number, filter: IndexFilter): string {
@@ -148,9 +172,10 @@ export class Keyspace {
     return `${this.in(bucket)}counts`;
   }
 
-  /** The idempotency key of a RecordOutcome call: per decision, in the decision's bucket. */
-  outcomeRequest(bucket: number, decisionId: string, requestId: string): string {
-    return `${this.in(bucket)}oreq:${decisionId}:${requestId}`;
+  /** The idempotency key of a RecordOutcome call: per decision and principal, in the decision's bucket. */
+  outcomeRequest(bucket: number, decisionId: string, recordedBy: string, requestId: string): string {
+    if (recordedBy === ANONYMOUS_NAME) return `${this.in(bucket)}oreq:${decisionId}:${requestId}`;
+    return `${this.in(bucket)}poreq:${decisionId}:${scoped(recordedBy, requestId)}`;
   }
 
   lessons(bucket: number): string {

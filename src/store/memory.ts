@@ -58,8 +58,9 @@ export class MemoryStore implements Store {
    */
   private order = 0;
   private readonly decisions = new Map<string, Decision>();
+  /** Review request ids, keyed by [submitter, request id] (request ids are per principal). */
   private readonly byRequest = new Map<string, { id: string; fingerprint: string }>();
-  /** Outcome request ids, keyed by [decision id, request id], with their fingerprints. */
+  /** Outcome request ids, keyed by [decision id, recorder, request id], with their fingerprints. */
   private readonly outcomeRequests = new Map<string, string>();
   private readonly indexes = new Map<string, SortedIndex>();
   private readonly lessons: Lesson[] = [];
@@ -68,9 +69,10 @@ export class MemoryStore implements Store {
 
   async saveReview(decision: Decision, fingerprint: string): Promise<SaveResult> {
     if (decision.requestId) {
-      const taken = this.byRequest.get(decision.requestId);
+      const key = requestKey(decision.submittedBy, decision.requestId);
+      const taken = this.byRequest.get(key);
       if (taken) return { kind: "exists", decision: copy(this.decisions.get(taken.id)!), fingerprint: taken.fingerprint };
-      this.byRequest.set(decision.requestId, { id: decision.id, fingerprint });
+      this.byRequest.set(key, { id: decision.id, fingerprint });
     }
     const stored = copy(decision);
     this.decisions.set(stored.id, stored);
@@ -84,8 +86,8 @@ export class MemoryStore implements Store {
     return { kind: "stored", decision: copy(stored) };
   }
 
-  async findByRequestId(requestId: string) {
-    const taken = this.byRequest.get(requestId);
+  async findByRequestId(submittedBy: string, requestId: string) {
+    const taken = this.byRequest.get(requestKey(submittedBy, requestId));
     return taken && { decision: copy(this.decisions.get(taken.id)!), fingerprint: taken.fingerprint };
   }
 
@@ -107,9 +109,12 @@ export class MemoryStore implements Store {
   async recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult> {
     const d = this.decisions.get(id);
     if (!d) return { kind: "not_found" };
-    const { outcome, notes, lessons, at, requestId } = change;
+    const { outcome, notes, lessons, at, requestId, recordedBy } = change;
+    if (change.onlyIfSubmittedBy !== undefined && d.submittedBy !== change.onlyIfSubmittedBy) {
+      return { kind: "other_submitter", submittedBy: d.submittedBy };
+    }
     if (requestId) {
-      const key = JSON.stringify([id, requestId]);
+      const key = JSON.stringify([id, recordedBy, requestId]);
       const seen = this.outcomeRequests.get(key);
       if (seen !== undefined) return { kind: "exists", decision: copy(d), fingerprint: seen };
       this.outcomeRequests.set(key, change.fingerprint);
@@ -120,8 +125,9 @@ export class MemoryStore implements Store {
     d.outcomeNotes = notes;
     d.lessonsLearned = lessons;
     d.implementedAt = at;
+    d.outcomeRecordedBy = recordedBy;
     // Lessons are kept in the order this store recorded them, like the reviews (never by `at`).
-    this.lessons.push({ decisionId: id, outcome, lessons, notes, recordedAt: at });
+    this.lessons.push({ decisionId: id, outcome, lessons, notes, recordedAt: at, recordedBy });
     this.counts.learningEntries += 1;
     return { kind: "recorded", decision: copy(d) };
   }
@@ -186,6 +192,11 @@ export class MemoryStore implements Store {
     if (!index) this.indexes.set(name, (index = new SortedIndex()));
     return index;
   }
+}
+
+/** The key of a review's request id: request ids are scoped to their submitter. */
+function requestKey(submittedBy: string, requestId: string): string {
+  return JSON.stringify([submittedBy, requestId]);
 }
 
 /** Every index a decision belongs to: all, by type, by suggestion, and by both. */

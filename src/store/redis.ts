@@ -229,14 +229,14 @@ export class RedisStore implements Store {
   async saveReview(decision: Decision, fingerprint: string): Promise<SaveResult> {
     return this.op("saveReview", async () => {
       const k = this.keys;
-      if (decision.requestId && decision.id !== decisionIdForRequest(decision.requestId)) {
+      if (decision.requestId && decision.id !== decisionIdForRequest(decision.submittedBy, decision.requestId)) {
         throw new Error(`decision ${decision.id} has request_id ${decision.requestId} but not the id derived from it`);
       }
       const b = k.bucketOfId(decision.id);
       const f = encodeDecision(decision);
       const keys = [
         k.decision(b, decision.id),
-        k.request(b, decision.requestId),
+        k.request(b, decision.submittedBy, decision.requestId),
         k.index(b, {}),
         k.index(b, { decisionType: decision.decision }),
         k.index(b, { suggestionId: decision.suggestionId }),
@@ -260,6 +260,8 @@ export class RedisStore implements Store {
         decision.autoFixApproved ? "1" : "0",
         String(this.o.eventStreamLength),
         decision.id,
+        f.submitted_by,
+        f.outcome_by,
       ];
       const reply = await this.write<string[]>(b, "councilSaveReview", [...keys, ...argv]);
       if (reply[0] === "stored") return { kind: "stored", decision: structuredClone(decision) };
@@ -273,15 +275,15 @@ export class RedisStore implements Store {
   async recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult> {
     return this.op("recordOutcome", async () => {
       const k = this.keys;
-      const { outcome, notes, lessons, at } = change;
-      const lesson = encodeLesson({ decisionId: id, outcome, lessons, notes, recordedAt: at });
+      const { outcome, notes, lessons, at, recordedBy, onlyIfSubmittedBy } = change;
+      const lesson = encodeLesson({ decisionId: id, outcome, lessons, notes, recordedAt: at, recordedBy });
       const b = k.bucketOfId(id);
       const reply = await this.write<(string | string[])[] | null>(b, "councilRecordOutcome", [
         k.decision(b, id),
         k.counts(b),
         k.lessons(b),
         k.lessonDocs(b),
-        k.outcomeRequest(b, id, change.requestId),
+        k.outcomeRequest(b, id, recordedBy, change.requestId),
         outcome,
         notes,
         lessons,
@@ -291,8 +293,12 @@ export class RedisStore implements Store {
         randomUUID(),
         change.requestId,
         change.fingerprint,
+        recordedBy,
+        onlyIfSubmittedBy === undefined ? "any" : "own",
+        onlyIfSubmittedBy ?? "",
       ]);
       if (reply === null) return { kind: "not_found" };
+      if (reply[0] === "other_submitter") return { kind: "other_submitter", submittedBy: reply[1] as string };
       const decision = decodeDecision(fieldMap(reply[reply.length - 1] as string[]));
       if (!decision) throw new Error(`decision ${id} cannot be read back`);
       if (reply[0] === "exists") return { kind: "exists", decision, fingerprint: reply[1] as string };
@@ -302,13 +308,13 @@ export class RedisStore implements Store {
 
   // ---- reads ----
 
-  async findByRequestId(requestId: string): Promise<{ decision: Decision; fingerprint: string } | undefined> {
+  async findByRequestId(submittedBy: string, requestId: string): Promise<{ decision: Decision; fingerprint: string } | undefined> {
     return this.op("findByRequestId", async () => {
       const k = this.keys;
-      const id = decisionIdForRequest(requestId);
+      const id = decisionIdForRequest(submittedBy, requestId);
       const b = k.bucketOfId(id);
       const [[, fingerprint], doc] = await Promise.all([
-        this.client.hmget(k.request(b, requestId), "id", "fp"),
+        this.client.hmget(k.request(b, submittedBy, requestId), "id", "fp"),
         this.client.hgetall(k.decision(b, id)),
       ]);
       if (fingerprint === null || fingerprint === undefined) return undefined;

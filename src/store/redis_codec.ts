@@ -3,7 +3,19 @@
  * `doc` holds the JSON of the part that never changes (votes, suggestion, reasoning…), and the
  * fields a RecordOutcome replaces are plain hash fields, so that the Lua scripts never parse JSON.
  * Times are milliseconds since the epoch.
+ *
+ * Who did what (SPEC §8) is in plain fields too: `submitted_by` (which record_outcome.lua checks
+ * for an agent), and `outcome_by` with `outcome_by_op`. They were added without a new doc
+ * version, so that a replica still running the code before them reads every decision written
+ * since (it ignores fields it does not know), and this code reads what that code wrote:
+ * - no `submitted_by`: written before principals, when no caller was authenticated, which is
+ *   what `anonymous` means (and the request-id derivation of `anonymous` is the one of then);
+ * - an outcome whose `outcome_by_op` is not the hash's `op`: recorded by the code before
+ *   principals (it sets `op` and knows no `outcome_by`), so by `anonymous`, even if an earlier
+ *   outcome was recorded by someone else;
+ * - a lesson JSON without `recordedBy`: `anonymous`.
  */
+import { ANONYMOUS_NAME } from "../domain/principal.js";
 import {
   OUTCOMES,
   type Decision,
@@ -47,10 +59,12 @@ interface DecisionDoc {
 /** The hash fields of a decision, as save_review.lua writes them. */
 export interface DecisionFields {
   doc: string;
+  submitted_by: string;
   outcome: string;
   notes: string;
   lessons: string;
   implemented_at: string;
+  outcome_by: string;
 }
 
 export function encodeDecision(d: Decision): DecisionFields {
@@ -92,10 +106,12 @@ export function encodeDecision(d: Decision): DecisionFields {
   };
   return {
     doc: JSON.stringify(doc),
+    submitted_by: d.submittedBy,
     outcome: d.outcome ?? "",
     notes: d.outcomeNotes,
     lessons: d.lessonsLearned,
     implemented_at: d.implementedAt ? String(d.implementedAt.getTime()) : "",
+    outcome_by: d.outcomeRecordedBy,
   };
 }
 
@@ -133,6 +149,7 @@ export function decodeDecision(fields: Record<string, string>): Decision | undef
     decidedAt: new Date(doc.decidedAt),
     implementedAt: fields.implemented_at ? new Date(Number(fields.implemented_at)) : undefined,
     outcome: fields.outcome ? outcomeOf(fields.outcome) : undefined,
+    outcomeRecordedBy: outcomeRecordedBy(fields),
     outcomeNotes: fields.notes ?? "",
     lessonsLearned: fields.lessons ?? "",
     policyVersion: doc.policyVersion,
@@ -149,7 +166,19 @@ export function decodeDecision(fields: Record<string, string>): Decision | undef
       estimatedEffort: s.estimatedEffort ?? undefined,
     },
     requestId: doc.requestId,
+    submittedBy: fields.submitted_by ?? ANONYMOUS_NAME,
   };
+}
+
+/**
+ * Who recorded the decision's outcome: "" while it has none; `outcome_by` when the call that
+ * recorded it wrote it (its `outcome_by_op` is the hash's `op`: both are absent on a decision
+ * saved with its outcome, both the call's id after record_outcome.lua); else `anonymous`.
+ */
+function outcomeRecordedBy(fields: Record<string, string>): string {
+  if (!fields.outcome) return "";
+  if (fields.outcome_by !== undefined && fields.outcome_by_op === fields.op) return fields.outcome_by;
+  return ANONYMOUS_NAME;
 }
 
 function outcomeOf(word: string): Outcome {
@@ -158,10 +187,24 @@ function outcomeOf(word: string): Outcome {
 }
 
 export function encodeLesson(l: Lesson): string {
-  return JSON.stringify({ decisionId: l.decisionId, outcome: l.outcome, lessons: l.lessons, notes: l.notes, recordedAt: l.recordedAt.getTime() });
+  return JSON.stringify({
+    decisionId: l.decisionId,
+    outcome: l.outcome,
+    lessons: l.lessons,
+    notes: l.notes,
+    recordedAt: l.recordedAt.getTime(),
+    recordedBy: l.recordedBy,
+  });
 }
 
 export function decodeLesson(json: string): Lesson {
-  const l = JSON.parse(json) as { decisionId: string; outcome: string; lessons: string; notes: string; recordedAt: number };
-  return { decisionId: l.decisionId, outcome: outcomeOf(l.outcome), lessons: l.lessons, notes: l.notes, recordedAt: new Date(l.recordedAt) };
+  const l = JSON.parse(json) as { decisionId: string; outcome: string; lessons: string; notes: string; recordedAt: number; recordedBy?: string };
+  return {
+    decisionId: l.decisionId,
+    outcome: outcomeOf(l.outcome),
+    lessons: l.lessons,
+    notes: l.notes,
+    recordedAt: new Date(l.recordedAt),
+    recordedBy: l.recordedBy ?? ANONYMOUS_NAME,
+  };
 }

@@ -342,24 +342,27 @@ export class EventFeed {
 
   /**
    * The decisions `entries` name, in order. Entries written before events became small carry the
-   * decision themselves. The event is sent as the review was stored: without the outcome, notes
-   * and lessons a RecordOutcome may have added since.
+   * decision themselves. The event is sent as the review was stored, with who submitted it:
+   * without the outcome, notes and lessons a RecordOutcome may have added since.
    */
   private async fetch(entries: Entry[]): Promise<Decision[]> {
-    const docs = await Promise.all(
-      entries.map((e) => {
-        if (e.fields.doc !== undefined) return e.fields.doc;
+    const stored = await Promise.all(
+      entries.map(async (e): Promise<Record<string, string> | undefined> => {
+        if (e.fields.doc !== undefined) return e.fields;
         const id = e.fields.id;
         if (!id) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} names no decision`);
-        return this.client.hget(this.keys.decision(e.bucket, id), "doc");
+        const [doc, submittedBy] = await this.client.hmget(this.keys.decision(e.bucket, id), "doc", "submitted_by");
+        if (doc === null || doc === undefined) return undefined;
+        // No submitted_by: stored before principals, read as the codec reads it (anonymous).
+        return submittedBy === null || submittedBy === undefined ? { doc } : { doc, submitted_by: submittedBy };
       }),
     );
     return entries.map((e, i) => {
-      const doc = docs[i];
-      if (doc === null || doc === undefined) {
+      const fields = stored[i];
+      if (fields === undefined) {
         throw new DataLossError(`watch: event ${e.id} of bucket ${e.bucket} names decision ${e.fields.id}, which is missing`);
       }
-      return decodeDecision(e.fields.doc !== undefined ? e.fields : { doc })!;
+      return decodeDecision(fields)!;
     });
   }
 

@@ -20,13 +20,22 @@ export interface OutcomeChange {
   requestId: string;
   /** Identifies outcome, notes and lessons, so that a repeat can be told from a conflict. */
   fingerprint: string;
+  /** The principal recording it: the decision's `outcomeRecordedBy` and the lesson's `recordedBy`. */
+  recordedBy: string;
+  /**
+   * When set, records only on a decision whose `submittedBy` is this name (an agent records on its
+   * own decisions only), checked in the same atomic step as the write; undefined: any decision.
+   */
+  onlyIfSubmittedBy?: string;
 }
 
 /** What recording an outcome did. */
 export type OutcomeResult =
   | { kind: "recorded"; decision: Decision }
-  /** The request_id was already used for this decision: nothing was written. */
+  /** The request_id was already used for this decision by the same principal: nothing was written. */
   | { kind: "exists"; decision: Decision; fingerprint: string }
+  /** `onlyIfSubmittedBy` did not match: the decision was submitted by `submittedBy`. Nothing was written. */
+  | { kind: "other_submitter"; submittedBy: string }
   | { kind: "not_found" };
 
 export interface DecisionFilter {
@@ -78,15 +87,16 @@ export interface Store {
 
   /**
    * Stores a review atomically, and places it after every review and lesson stored before. With a
-   * request_id, stores it only if the id is still free (a re-sent copy of this very call, after a
-   * lost reply, is "stored", not "exists");
-   * `fingerprint` identifies the suggestion so that a repeat can be told from a conflict. A
-   * decision with a request_id must have the id `decisionIdForRequest(requestId)`.
+   * request_id, stores it only if the id is still free for its submitter (request ids are scoped
+   * to `decision.submittedBy`; a re-sent copy of this very call, after a lost reply, is "stored",
+   * not "exists"); `fingerprint` identifies the suggestion so that a repeat can be told from a
+   * conflict. A decision with a request_id must have the id
+   * `decisionIdForRequest(submittedBy, requestId)`.
    */
   saveReview(decision: Decision, fingerprint: string): Promise<SaveResult>;
 
-  /** The review stored under a request_id, with its suggestion's fingerprint. */
-  findByRequestId(requestId: string): Promise<{ decision: Decision; fingerprint: string } | undefined>;
+  /** The review that `submittedBy` stored under a request_id, with its suggestion's fingerprint. */
+  findByRequestId(submittedBy: string, requestId: string): Promise<{ decision: Decision; fingerprint: string } | undefined>;
 
   getDecision(id: string): Promise<Decision | undefined>;
 
@@ -97,9 +107,10 @@ export interface Store {
   listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>>;
 
   /**
-   * Replaces the decision's outcome, notes and lessons, sets implemented_at, appends a lesson
-   * and moves the outcome counters, atomically. With a request_id, does so only if that id is
-   * still free for this decision.
+   * Replaces the decision's outcome, notes, lessons and recorder, sets implemented_at, appends a
+   * lesson and moves the outcome counters, atomically. With a request_id, does so only if that id
+   * is still free for this decision and this recorder; with `onlyIfSubmittedBy`, only on a
+   * decision that principal submitted (checked first).
    */
   recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult>;
 

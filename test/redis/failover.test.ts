@@ -11,6 +11,7 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../../src/config.js";
 import { UnavailableError } from "../../src/domain/errors.js";
 import { decisionIdForRequest } from "../../src/domain/identity.js";
+import { ANONYMOUS_NAME } from "../../src/domain/principal.js";
 import { Keyspace } from "../../src/store/keys.js";
 import { openStore } from "../../src/store/open.js";
 import { UNAVAILABLE } from "../../src/store/redis_errors.js";
@@ -93,7 +94,7 @@ describe("COUNCIL_REDIS_MIN_REPLICAS on a master and a replica", function () {
       const last = retry.events[retry.events.length - 1]!.event;
       expect(last?.$case).to.equal("decision");
       const decided = last!.$case === "decision" ? last!.value : undefined;
-      expect(decided!.id).to.equal(decisionIdForRequest(requestId));
+      expect(decided!.id).to.equal(decisionIdForRequest(ANONYMOUS_NAME, requestId));
       // The same votes, cast at the same instants: the stored review, not a second one.
       expect(retry.events.filter((e) => e.event?.$case === "vote").map((e) => e.event!.value)).to.deep.equal(votes);
       expect(await onReplica.hget(keys.decision(keys.bucketOfId(decided!.id), decided!.id), "doc")).to.be.a("string");

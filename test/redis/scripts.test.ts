@@ -13,6 +13,7 @@ import { status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { decisionIdForRequest } from "../../src/domain/identity.js";
+import { ANONYMOUS, ANONYMOUS_NAME } from "../../src/domain/principal.js";
 import type { DecisionType as DomainDecisionType } from "../../src/domain/model.js";
 import type { ReviewSuggestionResponse } from "../../src/gen/council/v1/council_service.js";
 import { DecisionType, Outcome } from "../../src/gen/council/v1/review.js";
@@ -108,7 +109,7 @@ describe("Lua scripts check everything before they write", function () {
     it(`ReviewSuggestion when ${name}: INTERNAL, nothing written, and the retry stores it`, async () => {
       const s = wireSuggestion();
       const requestId = unique("req");
-      const id = decisionIdForRequest(requestId);
+      const id = decisionIdForRequest(ANONYMOUS_NAME, requestId);
       const dry = await review(r.client, { suggestion: s, dryRun: true });
       const wireType = decisionOf(dry.events).decision;
       const bucket = keys.bucketOfId(id);
@@ -120,7 +121,7 @@ describe("Lua scripts check everything before they write", function () {
         expect(failed.error?.code, failed.error?.details).to.equal(status.INTERNAL);
         const missing = await getDecision(id).catch((e: { code: number }) => e.code);
         expect(missing, "a decision was written").to.equal(status.NOT_FOUND);
-        expect(await redis.exists(keys.request(bucket, requestId)), "the request id was taken").to.equal(0);
+        expect(await redis.exists(keys.request(bucket, ANONYMOUS_NAME, requestId)), "the request id was taken").to.equal(0);
       } finally {
         await fix();
       }
@@ -158,7 +159,7 @@ describe("Lua scripts check everything before they write", function () {
         );
         expect(code).to.equal(status.INTERNAL);
         expect((await getDecision(id)).decision!.outcome).to.equal(Outcome.OUTCOME_UNSPECIFIED);
-        expect(await redis.exists(keys.outcomeRequest(bucket, id, requestId)), "the request id was taken").to.equal(0);
+        expect(await redis.exists(keys.outcomeRequest(bucket, id, ANONYMOUS_NAME, requestId)), "the request id was taken").to.equal(0);
       } finally {
         await fix();
       }
@@ -256,19 +257,22 @@ describe("A save whose reply is lost and that ioredis sends again", function () 
   it("is stored once and counted as stored, not replayed", async () => {
     const council = new Council(store, PRESETS.default);
     // One review first, so that the script is loaded and the next call is one EVALSHA.
-    await council.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false }, async () => undefined);
+    await council.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false, principal: ANONYMOUS }, async () => undefined);
     const before = (await store.summary()).totalDecisions;
 
     const requestId = unique("req");
     cutter.arm(requestId);
-    const result = await council.review({ suggestion: suggestion(), requestId, dryRun: false }, async () => undefined);
+    const result = await council.review({ suggestion: suggestion(), requestId, dryRun: false, principal: ANONYMOUS }, async () => undefined);
     expect(cutter.cuts, "no reply was lost").to.equal(1);
     expect(result).to.deep.include({ stored: true, replayed: false });
-    expect(result.decision.id).to.equal(decisionIdForRequest(requestId));
+    expect(result.decision.id).to.equal(decisionIdForRequest(ANONYMOUS_NAME, requestId));
     await waitFor(() => store.isHealthy(), { what: "the store to be connected again" });
     expect((await store.summary()).totalDecisions).to.equal(before + 1);
     // A later call with the same request id is a repeat: that one is replayed.
-    const again = await council.review({ suggestion: result.decision.suggestion, requestId, dryRun: false }, async () => undefined);
+    const again = await council.review(
+      { suggestion: result.decision.suggestion, requestId, dryRun: false, principal: ANONYMOUS },
+      async () => undefined,
+    );
     expect(again).to.deep.include({ stored: false, replayed: true });
   });
 });

@@ -165,7 +165,14 @@ describe("limits that keep the server up", function () {
       expect(decisionBytes(d)).to.be.below(encoded * 1.02 + 1024);
     }
     expect(decisionBytes(atLimits)).to.be.below(LIMITS.pageBytes);
-    const lesson = { decisionId: "dec-1", outcome: "success" as const, lessons: "l".repeat(65_536), notes: "ü".repeat(30_000), recordedAt: new Date() };
+    const lesson = {
+      decisionId: "dec-1",
+      outcome: "success" as const,
+      lessons: "l".repeat(65_536),
+      notes: "ü".repeat(30_000),
+      recordedAt: new Date(),
+      recordedBy: "ü".repeat(256),
+    };
     const encoded = WireLesson.encode(lessonToWire(lesson)).finish().length + 6;
     expect(lessonBytes(lesson)).to.be.at.least(encoded);
     expect(lessonBytes(lesson)).to.be.below(encoded + 256);

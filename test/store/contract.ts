@@ -63,8 +63,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(again.fingerprint).to.equal("fp-a");
       }
       expect((await store.summary()).totalDecisions).to.equal(1);
-      expect(await store.findByRequestId(requestId)).to.deep.equal({ decision: first, fingerprint: "fp-a" });
-      expect(await store.findByRequestId(unique("req"))).to.equal(undefined);
+      expect(await store.findByRequestId("anonymous", requestId)).to.deep.equal({ decision: first, fingerprint: "fp-a" });
+      expect(await store.findByRequestId("anonymous", unique("req"))).to.equal(undefined);
     });
 
     it("saves concurrent repeats of one request_id exactly once", async () => {
@@ -131,6 +131,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         at,
         requestId,
         fingerprint: `${outcome}/${notes}/${lessons}`,
+        recordedBy: "anonymous",
       });
       const r1 = await store.recordOutcome(a.id, change("failure", "rolled back", "test first", t1));
       expect(r1.kind).to.equal("recorded");
@@ -153,7 +154,9 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
 
       const lessons = await store.listLessons({ limit: 1 });
-      expect(lessons.items).to.deep.equal([{ decisionId: a.id, outcome: "success", lessons: "second try", notes: "fixed", recordedAt: t2 }]);
+      expect(lessons.items).to.deep.equal([
+        { decisionId: a.id, outcome: "success", lessons: "second try", notes: "fixed", recordedAt: t2, recordedBy: "anonymous" },
+      ]);
       const rest = await store.listLessons({ limit: 5, cursor: lessons.next });
       expect(rest.items.map((l) => l.lessons)).to.deep.equal(["test first"]);
       expect(rest.next).to.equal(undefined);
@@ -166,7 +169,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.saveReview(b, "fp");
       const requestId = unique("oreq");
       const at = new Date("2026-04-01T00:00:00.000Z");
-      const first = await store.recordOutcome(a.id, { outcome: "partial", notes: "n", lessons: "l", at, requestId, fingerprint: "fp-1" });
+      const recordedBy = "anonymous";
+      const first = await store.recordOutcome(a.id, { outcome: "partial", notes: "n", lessons: "l", at, requestId, fingerprint: "fp-1", recordedBy });
       expect(first.kind).to.equal("recorded");
       const again = await store.recordOutcome(a.id, {
         outcome: "success",
@@ -175,10 +179,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
         at: new Date(),
         requestId,
         fingerprint: "fp-2",
+        recordedBy,
       });
       expect(again).to.deep.equal({ kind: "exists", decision: (first as { decision: Decision }).decision, fingerprint: "fp-1" });
       // The same request_id on another decision is another call.
-      expect((await store.recordOutcome(b.id, { outcome: "success", notes: "", lessons: "", at, requestId, fingerprint: "fp-1" })).kind).to.equal(
+      expect((await store.recordOutcome(b.id, { outcome: "success", notes: "", lessons: "", at, requestId, fingerprint: "fp-1", recordedBy })).kind).to.equal(
         "recorded",
       );
       const summary = await store.summary();

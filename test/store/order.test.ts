@@ -8,6 +8,7 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { Council } from "../../src/app/council.js";
 import { decisionIdForRequest } from "../../src/domain/identity.js";
+import { ANONYMOUS } from "../../src/domain/principal.js";
 import type { Decision } from "../../src/domain/model.js";
 import { PRESETS } from "../../src/domain/presets.js";
 import { createLogger } from "../../src/log.js";
@@ -25,7 +26,7 @@ const HOUR = 3_600_000;
 const replica = (store: Store, now?: () => Date) => new Council(store, PRESETS.default, { now });
 
 async function reviewOn(council: Council): Promise<Decision> {
-  const result = await council.review({ suggestion: suggestion(), requestId: "", dryRun: false }, async () => undefined);
+  const result = await council.review({ suggestion: suggestion(), requestId: "", dryRun: false, principal: ANONYMOUS }, async () => undefined);
   expect(result.stored).to.equal(true);
   return result.decision;
 }
@@ -81,9 +82,9 @@ function orderContract(name: string, open: () => Promise<Keyspace>): void {
       expect(await allIds(behind, 1)).to.deep.equal(newestFirst);
 
       // Lessons: recorded on the replica that is on time, then on the one behind.
-      await onTime.recordOutcome({ decisionId: made[0]!.id, outcome: "success", notes: "", lessons: "first", requestId: "" });
-      await behind.recordOutcome({ decisionId: made[1]!.id, outcome: "failure", notes: "", lessons: "second", requestId: "" });
-      await onTime.recordOutcome({ decisionId: made[2]!.id, outcome: "partial", notes: "", lessons: "third", requestId: "" });
+      await onTime.recordOutcome({ decisionId: made[0]!.id, outcome: "success", notes: "", lessons: "first", requestId: "", principal: ANONYMOUS });
+      await behind.recordOutcome({ decisionId: made[1]!.id, outcome: "failure", notes: "", lessons: "second", requestId: "", principal: ANONYMOUS });
+      await onTime.recordOutcome({ decisionId: made[2]!.id, outcome: "partial", notes: "", lessons: "third", requestId: "", principal: ANONYMOUS });
       const lessons = await onTime.listLessons(500, "");
       expect(lessons.items.map((l) => l.lessons)).to.deep.equal(["third", "second", "first"]);
       const firstPage = await behind.listLessons(1, "");
@@ -132,7 +133,7 @@ describe("One clock for order: redis", function () {
       await redis.hset(k.counts(0), "last_us", String(ahead));
       const council = replica(store);
       const d = await reviewOn(council);
-      await council.recordOutcome({ decisionId: d.id, outcome: "success", notes: "", lessons: "l", requestId: "" });
+      await council.recordOutcome({ decisionId: d.id, outcome: "success", notes: "", lessons: "l", requestId: "", principal: ANONYMOUS });
       const [member] = await redis.zrange(k.index(0, {}), "0", "-1");
       const [lesson] = await redis.zrange(k.lessons(0), "0", "-1");
       const us = (m: string) => {
@@ -182,7 +183,7 @@ describe("One clock for order: redis", function () {
       expect(await allIds(council, 1)).to.deep.equal(newestFirst);
       expect(await allIds(council, 500)).to.deep.equal(newestFirst);
 
-      await council.recordOutcome({ decisionId: fresh[0]!.id, outcome: "success", notes: "", lessons: "new", requestId: "" });
+      await council.recordOutcome({ decisionId: fresh[0]!.id, outcome: "success", notes: "", lessons: "new", requestId: "", principal: ANONYMOUS });
       const first = await council.listLessons(1, "");
       const rest = await council.listLessons(1, first.nextPageToken);
       expect([...first.items, ...rest.items].map((l) => l.lessons)).to.deep.equal(["new", "old"]);
@@ -197,9 +198,9 @@ describe("One clock for order: redis", function () {
     try {
       const behind = replica(ks.stores[1], () => new Date(Date.now() - HOUR));
       const onTime = replica(ks.stores[0]);
-      const a = await onTime.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false }, async () => undefined);
-      const b = await behind.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false }, async () => undefined);
-      expect(b.decision.id).to.equal(decisionIdForRequest(b.decision.requestId));
+      const a = await onTime.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false, principal: ANONYMOUS }, async () => undefined);
+      const b = await behind.review({ suggestion: suggestion(), requestId: unique("req"), dryRun: false, principal: ANONYMOUS }, async () => undefined);
+      expect(b.decision.id).to.equal(decisionIdForRequest(b.decision.submittedBy, b.decision.requestId));
       expect(await allIds(onTime, 500)).to.deep.equal([b.decision.id, a.decision.id]);
     } finally {
       await ks.close();

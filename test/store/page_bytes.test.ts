@@ -61,9 +61,9 @@ function pageBytesSuite(name: string, open: () => Promise<Store>) {
       await store.saveReview(d, "fp");
       const text = "n".repeat(65_536);
       for (let i = 0; i < 7; i++) {
-        await store.recordOutcome(d.id, { outcome: "success", notes: text, lessons: `${i}`, at: new Date(), requestId: "", fingerprint: `f${i}` });
+        await store.recordOutcome(d.id, { outcome: "success", notes: text, lessons: `${i}`, at: new Date(), requestId: "", fingerprint: `f${i}`, recordedBy: "anonymous" });
       }
-      const one = lessonBytes({ decisionId: d.id, outcome: "success", notes: text, lessons: "0", recordedAt: new Date() });
+      const one = lessonBytes({ decisionId: d.id, outcome: "success", notes: text, lessons: "0", recordedAt: new Date(), recordedBy: "anonymous" });
       const pages = await walk((cursor) => store.listLessons({ limit: 500, cursor, maxBytes: 3 * one }));
       expect(pages.map((p) => p.length)).to.deep.equal([3, 3, 1]);
       expect(pages.flat().map((l) => l.lessons)).to.deep.equal(["6", "5", "4", "3", "2", "1", "0"]);

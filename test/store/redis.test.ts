@@ -175,9 +175,9 @@ describe("Redis store", function () {
         const requestId = unique("req");
         const d = decision({ requestId });
         await a.saveReview(d, "fp");
-        await a.recordOutcome(d.id, { outcome: "success", notes: "n", lessons: "l", at: new Date(), requestId: "", fingerprint: "" });
+        await a.recordOutcome(d.id, { outcome: "success", notes: "n", lessons: "l", at: new Date(), requestId: "", fingerprint: "", recordedBy: "anonymous" });
         expect(await b.getDecision(d.id)).to.equal(undefined);
-        expect(await b.findByRequestId(requestId)).to.equal(undefined);
+        expect(await b.findByRequestId("anonymous", requestId)).to.equal(undefined);
         expect((await b.listDecisions({}, { limit: 10 })).items).to.deep.equal([]);
         expect((await b.listLessons({ limit: 10 })).items).to.deep.equal([]);
         expect((await b.summary()).totalDecisions).to.equal(0);

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { Decision, Suggestion } from "../../src/domain/model.js";
 import { decisionIdForRequest, newDecisionId } from "../../src/domain/identity.js";
+import { ANONYMOUS_NAME } from "../../src/domain/principal.js";
 import { ImpactLevel, RiskLevel, Effort, type Suggestion as WireSuggestion } from "../../src/gen/council/v1/review.js";
 
 /** A unique string for ids, so that tests sharing a store do not see each other's data. */
@@ -46,7 +47,7 @@ export function wireSuggestion(overrides: Partial<WireSuggestion> = {}): WireSug
 export function decision(overrides: Partial<Decision> = {}): Decision {
   const s = overrides.suggestion ?? suggestion();
   return {
-    id: overrides.requestId ? decisionIdForRequest(overrides.requestId) : newDecisionId(),
+    id: overrides.requestId ? decisionIdForRequest(overrides.submittedBy ?? ANONYMOUS_NAME, overrides.requestId) : newDecisionId(),
     suggestionId: s.id,
     decision: "human_approve",
     votes: [
@@ -73,6 +74,8 @@ export function decision(overrides: Partial<Decision> = {}): Decision {
     policyVersion: "default@000000000000",
     suggestion: s,
     requestId: "",
+    submittedBy: ANONYMOUS_NAME,
+    outcomeRecordedBy: "",
     ...overrides,
   };
 }

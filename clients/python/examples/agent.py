@@ -2,6 +2,10 @@
 how implementing it went.
 
     python examples/agent.py [HOST:PORT]     # default: $COUNCIL_ADDR, else 127.0.0.1:50051
+
+Against a server with identity and access: COUNCIL_TOKEN (a bearer token), COUNCIL_CA_FILE (PEM of
+the CA to trust; turns TLS on), COUNCIL_CERT_FILE and COUNCIL_KEY_FILE (a client certificate, for
+mTLS).
 """
 
 from __future__ import annotations
@@ -9,8 +13,14 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from pathlib import Path
 
 import council_client as cc
+
+
+def _pem(variable: str) -> bytes | None:
+    path = os.environ.get(variable)
+    return Path(path).read_bytes() if path else None
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +38,14 @@ def main(argv: list[str]) -> int:
         estimated_effort="small",
     )
 
-    with cc.connect(address, timeout=10) as council:
+    with cc.connect(
+        address,
+        root_certificates=_pem("COUNCIL_CA_FILE"),
+        certificate_chain=_pem("COUNCIL_CERT_FILE"),
+        private_key=_pem("COUNCIL_KEY_FILE"),
+        token=os.environ.get("COUNCIL_TOKEN") or None,
+        timeout=10,
+    ) as council:
         try:
             review = council.review(suggestion)
             print(f"reviewing {suggestion.id} (request {review.request_id})")
@@ -59,6 +76,17 @@ def main(argv: list[str]) -> int:
                 f"recorded outcome: {cc.short_name(cc.Outcome, updated.outcome)}"
                 f" (request {outcome_request})"
             )
+        except cc.Unauthenticated:
+            print(
+                "council: no token, or one it does not accept (set COUNCIL_TOKEN)", file=sys.stderr
+            )
+            return 1
+        except cc.PermissionDenied as err:
+            print(f"council: this principal may not do that: {err.details}", file=sys.stderr)
+            return 1
+        except cc.ResourceExhausted as err:
+            print(f"council: slow down: {err.details}", file=sys.stderr)
+            return 1
         except cc.CouncilError as err:
             print(f"council error {err.code.name}: {err.details}", file=sys.stderr)
             return 1

@@ -1,15 +1,40 @@
 /**
  * An example agent: submits a suggestion, prints each vote as it streams, then records an outcome.
  * Run: COUNCIL_ADDR=127.0.0.1:50051 npx tsx examples/agent.ts
+ *
+ * Against a server with identity and access: COUNCIL_TOKEN (a bearer token), COUNCIL_CA_FILE (PEM
+ * of the CA to trust; turns TLS on), COUNCIL_CERT_FILE and COUNCIL_KEY_FILE (a client certificate,
+ * for mTLS).
  */
-import { connect, CouncilError, DecisionType, Effort, ImpactLevel, Outcome, ReviewerRole, RiskLevel, VoteType } from "../src/index.js";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import {
+  connect,
+  CouncilError,
+  DecisionType,
+  Effort,
+  ImpactLevel,
+  Outcome,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  ReviewerRole,
+  RiskLevel,
+  UnauthenticatedError,
+  VoteType,
+  type TlsOptions,
+} from "../src/index.js";
 
 const address = process.argv[2] ?? process.env.COUNCIL_ADDR ?? "127.0.0.1:50051";
-const council = connect(address);
+const file = (name: string) => (process.env[name] ? readFileSync(process.env[name]) : undefined);
+const tls: TlsOptions = { rootCerts: file("COUNCIL_CA_FILE"), certChain: file("COUNCIL_CERT_FILE"), privateKey: file("COUNCIL_KEY_FILE") };
+const council = connect(address, {
+  tls: tls.rootCerts || tls.certChain ? tls : false,
+  token: process.env.COUNCIL_TOKEN || undefined,
+});
 
 try {
   const review = council.review({
-    id: "sug-cache-timeout",
+    id: `sug-cache-timeout-${randomUUID().slice(0, 8)}`,
     title: "Raise the cache timeout to 30s",
     description: "Lengthen the upstream cache timeout.",
     reasoning: "Upstream is slow at peak.",
@@ -33,7 +58,10 @@ try {
   });
   console.log(`outcome recorded: ${Outcome[updated.outcome]} at ${updated.implementedAt?.toISOString()}`);
 } catch (err) {
-  if (err instanceof CouncilError) console.error(`council refused: ${err.message}`);
+  if (err instanceof UnauthenticatedError) console.error("council: no token, or one it does not accept (set COUNCIL_TOKEN)");
+  else if (err instanceof PermissionDeniedError) console.error(`council: this principal may not do that: ${err.details}`);
+  else if (err instanceof ResourceExhaustedError) console.error(`council: slow down: ${err.details}`);
+  else if (err instanceof CouncilError) console.error(`council refused: ${err.message}`);
   else throw err;
   process.exitCode = 1;
 } finally {

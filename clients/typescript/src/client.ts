@@ -13,7 +13,7 @@ import {
   type WatchDecisionsResponse,
 } from "./gen/council/v1/council_service.js";
 import { Suggestion, type Decision, type DecisionType, type Lesson, type Outcome, type Vote } from "./gen/council/v1/review.js";
-import { CouncilError } from "./errors.js";
+import { CouncilError, InternalError } from "./errors.js";
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -22,10 +22,31 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
+/** TLS settings; every field is optional, and PEM may be given as a Buffer or a string. */
+export interface TlsOptions {
+  /** The certificates to trust (a private CA), instead of the system's roots. */
+  rootCerts?: Buffer | string;
+  /** mTLS: this client's certificate chain; give `privateKey` with it. */
+  certChain?: Buffer | string;
+  /** mTLS: the private key of `certChain`. */
+  privateKey?: Buffer | string;
+  /**
+   * The name the server's certificate must carry, when it is not the host of the address (an IP
+   * address, or an alias): also sent as the TLS server name (SNI).
+   */
+  serverName?: string;
+}
+
 export interface ConnectOptions {
-  /** Use TLS; `true` trusts the system roots, or give the PEM root certificates. */
-  tls?: boolean | { rootCerts: Buffer };
-  /** Sent as `authorization: Bearer <token>` on every call. */
+  /**
+   * Use TLS: `true` trusts the system roots; `{ rootCerts }` trusts a private CA; `certChain` and
+   * `privateKey` add a client certificate (mTLS). Without it the channel is plaintext.
+   */
+  tls?: boolean | TlsOptions;
+  /**
+   * Sent as `authorization: Bearer <token>` on every call. Without `tls` it travels in clear
+   * text: send one without TLS only on a trusted network.
+   */
   token?: string;
   /** Deadline of unary calls, in ms (default 30 000). */
   timeoutMs?: number;
@@ -55,6 +76,17 @@ export function connect(address: string, options: ConnectOptions = {}): CouncilC
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const pem = (value: Buffer | string | undefined) => (typeof value === "string" ? Buffer.from(value) : value);
+
+function channelCredentials(tls: ConnectOptions["tls"]): ChannelCredentials {
+  if (!tls) return credentials.createInsecure();
+  if (tls === true) return credentials.createSsl();
+  if (!tls.certChain !== !tls.privateKey) {
+    throw new TypeError("connect: tls.certChain and tls.privateKey go together (mTLS needs both, plain TLS neither)");
+  }
+  return credentials.createSsl(pem(tls.rootCerts), pem(tls.privateKey), pem(tls.certChain));
+}
+
 export class CouncilClient {
   private readonly stub: CouncilServiceClient;
   private readonly retry: RetryPolicy;
@@ -63,9 +95,12 @@ export class CouncilClient {
     address: string,
     private readonly options: ConnectOptions = {},
   ) {
-    let creds: ChannelCredentials = credentials.createInsecure();
-    if (options.tls) creds = credentials.createSsl(options.tls === true ? undefined : options.tls.rootCerts);
-    this.stub = new CouncilServiceClient(address, creds);
+    const serverName = typeof options.tls === "object" ? options.tls.serverName : undefined;
+    this.stub = new CouncilServiceClient(
+      address,
+      channelCredentials(options.tls),
+      serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName },
+    );
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
   }
 
@@ -231,9 +266,7 @@ function readStream(call: ClientReadableStream<ReviewSuggestionResponse>, onEven
       onEvent(event);
     });
     call.on("error", (err) => reject(CouncilError.from(err)));
-    call.on("end", () =>
-      decision ? resolve(decision) : reject(new CouncilError(status.INTERNAL, "the review stream ended without a decision")),
-    );
+    call.on("end", () => (decision ? resolve(decision) : reject(new InternalError("the review stream ended without a decision"))));
   });
 }
 
@@ -245,6 +278,8 @@ export class Review implements AsyncIterable<Vote> {
   readonly decision: Promise<Decision>;
   /** The decision id, known from the first event on. */
   decisionId: string | undefined;
+  /** How many times the review was sent: 1, or more after retries (UNAVAILABLE only). */
+  attempts = 0;
   private readonly votes: Vote[] = [];
   private waiting: (() => void) | undefined;
   private finished = false;
@@ -255,7 +290,10 @@ export class Review implements AsyncIterable<Vote> {
   ) {
     let seenThisAttempt = 0;
     this.decision = run({
-      attempt: () => (seenThisAttempt = 0),
+      attempt: () => {
+        seenThisAttempt = 0;
+        this.attempts += 1;
+      },
       event: (event) => {
         if (event.kind === "decision") {
           this.decisionId = event.decision.id;

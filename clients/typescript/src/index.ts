@@ -1,7 +1,21 @@
 /** Council's TypeScript client. Start with `connect(address)`; see README.md. */
 export { connect, CouncilClient, Review } from "./client.js";
-export type { ConnectOptions, RetryPolicy, ReviewOptions, SuggestionInput, WatchEvent } from "./client.js";
-export { CouncilError } from "./errors.js";
+export type { ConnectOptions, RetryPolicy, ReviewOptions, SuggestionInput, TlsOptions, WatchEvent } from "./client.js";
+export {
+  CancelledError,
+  CouncilError,
+  councilError,
+  DataLossError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "./errors.js";
 export { status } from "@grpc/grpc-js";
 export {
   DecisionType,

@@ -1,7 +1,12 @@
 --[[
-record_outcome: replaces a decision's outcome, notes, lessons and implemented_at, moves the
-outcome counters (the old outcome, or "pending", is no longer counted), and appends a lesson
+record_outcome: replaces a decision's outcome, notes, lessons, implemented_at and recorder, moves
+the outcome counters (the old outcome, or "pending", is no longer counted), and appends a lesson
 entry, atomically.
+
+An agent records outcomes only on decisions it submitted (ARGV[11] "own"): the submitter is checked
+here, in the same step as the write, before anything else but the decision's existence. A decision
+without `submitted_by` was stored before principals existed and reads as "anonymous" (as
+src/store/redis_codec.ts reads it).
 
 Every key lives in the decision's bucket (one hash tag); the store builds them all
 (src/store/keys.ts).
@@ -18,7 +23,8 @@ KEYS[1]  decision hash        <prefix>{tag}:d:<decision id>
 KEYS[2]  counters hash        <prefix>{tag}:counts
 KEYS[3]  lessons index (zset) <prefix>{tag}:lessons
 KEYS[4]  lesson docs (hash)   <prefix>{tag}:lesson
-KEYS[5]  outcome request      <prefix>{tag}:oreq:<decision id>:<request id> (not touched when ARGV[8] is "")
+KEYS[5]  outcome request      <prefix>{tag}:oreq:<decision id>:<request id>, or poreq:… for a
+                              principal other than anonymous (not touched when ARGV[8] is "")
 
 ARGV[1]  new outcome (success, failure or partial)
 ARGV[2]  outcome notes
@@ -31,9 +37,14 @@ ARGV[7]  operation id, unique per call: a re-sent copy of a call that already la
          nothing more
 ARGV[8]  the call's request id, or "" for none
 ARGV[9]  fingerprint of outcome, notes and lessons (kept with the request id)
+ARGV[10] the principal recording it (outcome_by, and the lesson JSON's recordedBy)
+ARGV[11] "any": records on any decision; "own": only on one whose submitted_by is ARGV[12]
+ARGV[12] the submitter required with "own"
 
 Returns
   nil                                   there is no such decision
+  {"other_submitter", submitted_by}     ARGV[11] is "own" and the decision was submitted by
+                                        someone else: nothing was written
   {"recorded", decision hash}           recorded (or a re-sent copy of this very call had been)
   {"exists", fingerprint, decision hash} the request id was already used for this decision:
                                         nothing was written
@@ -56,6 +67,14 @@ end
 local bad = wrong_type(KEYS[1], "hash")
 if bad then
   return bad
+end
+if ARGV[11] == "own" then
+  local by = redis.call("HGET", KEYS[1], "submitted_by") or "anonymous"
+  if by ~= ARGV[12] then
+    return { "other_submitter", by }
+  end
+elseif ARGV[11] ~= "any" then
+  return redis.error_reply("ERR council record_outcome: unknown submitter rule " .. ARGV[11])
 end
 if redis.call("HGET", KEYS[1], "op") == ARGV[7] then
   return { "recorded", redis.call("HGETALL", KEYS[1]) }
@@ -114,6 +133,8 @@ redis.call("HINCRBY", KEYS[2], "lessons", 1)
 redis.call("HSET", KEYS[2], "last_us", string.format("%d", t_us))
 redis.call("ZADD", KEYS[3], 0, member)
 redis.call("HSET", KEYS[4], member, ARGV[6])
+-- outcome_by_op tells the reader that outcome_by belongs to this call's outcome: the code before
+-- principals also sets "op", but not outcome_by, which would then be an earlier recorder's.
 redis.call("HSET", KEYS[1], "outcome", ARGV[1], "notes", ARGV[2], "lessons", ARGV[3],
-  "implemented_at", ARGV[4], "op", ARGV[7])
+  "implemented_at", ARGV[4], "op", ARGV[7], "outcome_by", ARGV[10], "outcome_by_op", ARGV[7])
 return { "recorded", redis.call("HGETALL", KEYS[1]) }

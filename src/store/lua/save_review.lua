@@ -14,7 +14,8 @@ TIME in microseconds, made strictly increasing per bucket (`last_us` in the coun
 reviews stored one after the other are always listed newest first whatever the replicas' clocks.
 
 KEYS[1]  decision hash            <prefix>{tag}:d:<decision id>
-KEYS[2]  idempotency hash         <prefix>{tag}:req:<request id> (not touched when ARGV[1] is "")
+KEYS[2]  idempotency hash         <prefix>{tag}:req:<request id>, or preq:… for a principal other
+                                  than anonymous (not touched when ARGV[1] is "")
 KEYS[3]  index of all decisions   <prefix>{tag}:ix:all
 KEYS[4]  index by type            <prefix>{tag}:ix:t:<type>
 KEYS[5]  index by suggestion      <prefix>{tag}:ix:s:<suggestion id>
@@ -34,6 +35,8 @@ ARGV[10] outcome counted (success, failure, partial or pending)
 ARGV[11] "1" when the decision is auto-approved, else "0"
 ARGV[12] approximate maximum length of the event stream (XADD MAXLEN ~)
 ARGV[13] decision id
+ARGV[14] submitted_by: the principal that submitted the review
+ARGV[15] outcome_by: who recorded the outcome of ARGV[4], or ""
 
 The index member is `<15-digit ms>.<3-digit µs>:<decision id>` of that time; members written
 before (`<15-digit ms>:<decision id>`, from the replica's clock) sort among them by their
@@ -105,8 +108,8 @@ local us = string.format("%d", t_us)
 
 -- ---- writes ----
 
-redis.call("HSET", KEYS[1], "doc", ARGV[3], "outcome", ARGV[4], "notes", ARGV[5], "lessons", ARGV[6],
-  "implemented_at", ARGV[7])
+redis.call("HSET", KEYS[1], "doc", ARGV[3], "submitted_by", ARGV[14], "outcome", ARGV[4], "notes", ARGV[5],
+  "lessons", ARGV[6], "implemented_at", ARGV[7], "outcome_by", ARGV[15])
 if ARGV[1] ~= "" then
   redis.call("HSET", KEYS[2], "id", ARGV[13], "fp", ARGV[2], "op", ARGV[8])
 end

@@ -3,11 +3,14 @@
 //
 //	go run ./examples/agent [host:port]
 //
-// The address comes from the first argument, else COUNCIL_ADDR, else 127.0.0.1:50051.
+// The address comes from the first argument, else COUNCIL_ADDR, else 127.0.0.1:50051. Against a
+// server with identity and access: COUNCIL_TOKEN (a bearer token), COUNCIL_CA_FILE (PEM of the CA
+// to trust; turns TLS on), COUNCIL_CERT_FILE and COUNCIL_KEY_FILE (a client certificate, for mTLS).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,7 +38,11 @@ func run() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := council.Dial(ctx, addr)
+	opts, err := optionsFromEnv()
+	if err != nil {
+		return err
+	}
+	client, err := council.Dial(ctx, addr, opts...)
 	if err != nil {
 		return err
 	}
@@ -58,10 +65,18 @@ func run() error {
 	decision, err := client.Review(ctx, suggestion, council.OnVote(func(v *councilv1.Vote) {
 		fmt.Printf("  %-12s %-16s %.2f  %s\n", role(v.GetReviewerRole()), vote(v.GetVote()), v.GetConfidence(), v.GetReasoning())
 	}))
-	if err != nil {
-		if council.IsInvalidArgument(err) {
-			return fmt.Errorf("the council refused the suggestion: %w", err)
-		}
+	var cerr *council.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &cerr) && cerr.Field != "":
+		return fmt.Errorf("the council refused the suggestion (%s): %w", cerr.Field, err)
+	case errors.Is(err, council.ErrUnauthenticated):
+		return fmt.Errorf("no token, or one the council does not accept (set COUNCIL_TOKEN): %w", err)
+	case errors.Is(err, council.ErrPermissionDenied):
+		return fmt.Errorf("this principal may not submit reviews: %w", err)
+	case errors.Is(err, council.ErrResourceExhausted):
+		return fmt.Errorf("too many reviews; slow down: %w", err)
+	default:
 		return err
 	}
 	fmt.Printf("decision %s: %s\n  %s\n", decision.GetId(), decision.GetDecision(), decision.GetFinalReasoning())
@@ -82,6 +97,34 @@ func run() error {
 	fmt.Printf("recorded outcome %s at %s (request %s)\n", updated.GetOutcome(),
 		updated.GetImplementedAt().AsTime().Format(time.RFC3339), outcomeID)
 	return nil
+}
+
+// optionsFromEnv turns COUNCIL_TOKEN, COUNCIL_CA_FILE, COUNCIL_CERT_FILE and COUNCIL_KEY_FILE into
+// Dial options.
+func optionsFromEnv() ([]council.Option, error) {
+	var opts []council.Option
+	if token := os.Getenv("COUNCIL_TOKEN"); token != "" {
+		opts = append(opts, council.WithToken(token))
+	}
+	if path := os.Getenv("COUNCIL_CA_FILE"); path != "" {
+		ca, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, council.WithRootCAs(ca))
+	}
+	if certPath, keyPath := os.Getenv("COUNCIL_CERT_FILE"), os.Getenv("COUNCIL_KEY_FILE"); certPath != "" || keyPath != "" {
+		cert, err := os.ReadFile(certPath)
+		if err != nil {
+			return nil, err
+		}
+		key, err := os.ReadFile(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, council.WithClientCertificate(cert, key))
+	}
+	return opts, nil
 }
 
 func role(r councilv1.ReviewerRole) string {

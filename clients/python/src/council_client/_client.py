@@ -299,7 +299,7 @@ class CouncilClient:
         self, name: str, attempt: int, error: CouncilError, deadline: _Deadline
     ) -> bool:
         """Sleeps before another attempt and returns True, or returns False if there is none."""
-        if error.code is not grpc.StatusCode.UNAVAILABLE or attempt >= self.retry.attempts:
+        if not error.retryable or attempt >= self.retry.attempts:
             return False
         delay = self.retry.delay(attempt)
         remaining = deadline.remaining()
@@ -488,6 +488,8 @@ def connect(
     *,
     tls: bool = False,
     root_certificates: bytes | None = None,
+    certificate_chain: bytes | None = None,
+    private_key: bytes | None = None,
     token: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
@@ -495,12 +497,19 @@ def connect(
 ) -> CouncilClient:
     """A client for the Council server at ``address`` (``host:port``).
 
-    ``tls`` (implied by ``root_certificates``, PEM bytes; default: the system roots) secures the
-    channel. ``token`` is sent as ``authorization: Bearer <token>`` on every call (in clear text
-    unless ``tls``). ``timeout`` is the default deadline of a call in seconds, ``retry`` the
-    policy for ``UNAVAILABLE``, ``options`` extra gRPC channel options. The channel connects
-    lazily, on the first call.
+    ``tls`` secures the channel, trusting the system roots; ``root_certificates`` (PEM bytes)
+    trusts a private CA instead. ``certificate_chain`` and ``private_key`` (PEM bytes, both or
+    neither) present a client certificate, for a server that requires one (mTLS). Each of the
+    three implies ``tls``. ``token`` is sent as ``authorization: Bearer <token>`` on every call
+    (in clear text unless TLS is on). ``timeout`` is the default deadline of a call in seconds,
+    ``retry`` the policy for ``UNAVAILABLE``, ``options`` extra gRPC channel options. The
+    channel connects lazily, on the first call.
     """
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError(
+            "connect: certificate_chain and private_key go together "
+            "(mTLS needs both, plain TLS neither)"
+        )
     channel_options: list[tuple[str, str | int]] = [
         # Reconnect soon after a failure, so that retries are not failed fast by a channel
         # still waiting out gRPC's default reconnect backoff (1 s, growing to 120 s).
@@ -508,8 +517,12 @@ def connect(
         ("grpc.max_reconnect_backoff_ms", 2000),
         *options,
     ]
-    if tls or root_certificates is not None:
-        credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    if tls or root_certificates is not None or certificate_chain is not None:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=root_certificates,
+            private_key=private_key,
+            certificate_chain=certificate_chain,
+        )
         channel = grpc.secure_channel(address, credentials, options=channel_options)
     else:
         channel = grpc.insecure_channel(address, options=channel_options)

@@ -2,12 +2,17 @@
 
 Every failed call raises a :class:`CouncilError` that keeps the gRPC status: ``err.code`` is the
 :class:`grpc.StatusCode` and ``err.details`` the server's message (which, for bad input, starts with
-the field at fault, as in ``suggestion.title: must not be empty or blank``). The codes that a
-caller usually handles have their own subclass, so both styles work::
+the field at fault, as in ``suggestion.title: must not be empty or blank``). Each status the
+service uses has its own subclass, so both styles work::
 
     except InvalidArgument as err: ...
+    except Unauthenticated: ...            # no token, or one the server does not accept
+    except PermissionDenied as err: ...    # a known caller without the role; details name it
     except CouncilError as err:
         if err.code is grpc.StatusCode.NOT_FOUND: ...
+
+Only :class:`Unavailable` is retried by the client; :class:`ResourceExhausted` (a rate limit) is
+raised at once, since retrying straight away would only hit the limit again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "DeadlineExceeded",
     "Cancelled",
     "Internal",
+    "DataLoss",
     "error_for",
     "from_rpc_error",
 ]
@@ -39,6 +45,12 @@ class CouncilError(Exception):
 
     code: grpc.StatusCode
     details: str
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call (with the same ``request_id``) may succeed if sent again: only
+        for ``UNAVAILABLE``."""
+        return self.code is grpc.StatusCode.UNAVAILABLE
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{code.name}: {details}" if details else code.name)
@@ -70,15 +82,17 @@ class FailedPrecondition(CouncilError):
 
 
 class PermissionDenied(CouncilError):
-    """The caller may not do this."""
+    """The caller is known but lacks the role the call needs; the details name the role."""
 
 
 class Unauthenticated(CouncilError):
-    """The caller's token is missing or wrong."""
+    """The caller's credentials are missing or not accepted (no token, a wrong or revoked one, an
+    unknown client certificate). The server gives one message whatever the reason."""
 
 
 class ResourceExhausted(CouncilError):
-    """A limit was hit, e.g. a watcher fell too far behind."""
+    """A limit was hit: the caller's review rate, or a watcher that fell too far behind. Never
+    retried by the client; wait before sending again."""
 
 
 class Unavailable(CouncilError):
@@ -94,7 +108,11 @@ class Cancelled(CouncilError):
 
 
 class Internal(CouncilError):
-    """The server failed, or the stream broke the protocol."""
+    """The server failed (it sends no details), or the stream broke the protocol."""
+
+
+class DataLoss(CouncilError):
+    """The server found stored data damaged or missing."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[CouncilError]] = {
@@ -109,6 +127,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CouncilError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.CANCELLED: Cancelled,
     grpc.StatusCode.INTERNAL: Internal,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
 }
 
 

@@ -46,7 +46,8 @@ export interface ReviewSuggestionRequest {
     | undefined;
   /**
    * request_id makes the review idempotent: a repeat with the same id and an equal suggestion
-   * replays the stored review; empty means every call is a new review.
+   * replays the stored review; empty means every call is a new review. It is scoped to the caller:
+   * the same id sent by two principals makes two decisions.
    */
   requestId: string;
   /** dry_run streams the same votes and decision but stores nothing; request_id is ignored. */
@@ -115,7 +116,8 @@ export interface RecordOutcomeRequest {
   /**
    * request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
    * and lessons returns the decision without recording again; with different ones it fails
-   * FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+   * FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson. It is
+   * scoped to the caller and the decision: another principal's call with the same id records anew.
    */
   requestId: string;
 }
@@ -2070,7 +2072,10 @@ export const CouncilServiceService = {
       Buffer.from(ListDecisionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListDecisionsResponse => ListDecisionsResponse.decode(value),
   },
-  /** RecordOutcome records what happened when a decision was implemented and appends a lesson. */
+  /**
+   * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+   * agent may record outcomes only on decisions it submitted; an operator on any.
+   */
   recordOutcome: {
     path: "/council.v1.CouncilService/RecordOutcome" as const,
     requestStream: false as const,
@@ -2136,7 +2141,10 @@ export interface CouncilServiceServer extends UntypedServiceImplementation {
   getDecision: handleUnaryCall<GetDecisionRequest, GetDecisionResponse>;
   /** ListDecisions pages through stored decisions, newest first, optionally filtered. */
   listDecisions: handleUnaryCall<ListDecisionsRequest, ListDecisionsResponse>;
-  /** RecordOutcome records what happened when a decision was implemented and appends a lesson. */
+  /**
+   * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+   * agent may record outcomes only on decisions it submitted; an operator on any.
+   */
   recordOutcome: handleUnaryCall<RecordOutcomeRequest, RecordOutcomeResponse>;
   /** GetSummary returns exact counts over every stored decision and lesson. */
   getSummary: handleUnaryCall<GetSummaryRequest, GetSummaryResponse>;
@@ -2194,7 +2202,10 @@ export interface CouncilServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListDecisionsResponse) => void,
   ): ClientUnaryCall;
-  /** RecordOutcome records what happened when a decision was implemented and appends a lesson. */
+  /**
+   * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+   * agent may record outcomes only on decisions it submitted; an operator on any.
+   */
   recordOutcome(
     request: RecordOutcomeRequest,
     callback: (error: ServiceError | null, response: RecordOutcomeResponse) => void,

@@ -27,7 +27,8 @@ type ReviewSuggestionRequest struct {
 	// suggestion is the change to review; it is required.
 	Suggestion *Suggestion `protobuf:"bytes,1,opt,name=suggestion,proto3" json:"suggestion,omitempty"`
 	// request_id makes the review idempotent: a repeat with the same id and an equal suggestion
-	// replays the stored review; empty means every call is a new review.
+	// replays the stored review; empty means every call is a new review. It is scoped to the caller:
+	// the same id sent by two principals makes two decisions.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// dry_run streams the same votes and decision but stores nothing; request_id is ignored.
 	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
@@ -424,7 +425,8 @@ type RecordOutcomeRequest struct {
 	Lessons string `protobuf:"bytes,4,opt,name=lessons,proto3" json:"lessons,omitempty"`
 	// request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
 	// and lessons returns the decision without recording again; with different ones it fails
-	// FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+	// FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson. It is
+	// scoped to the caller and the decision: another principal's call with the same id records anew.
 	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

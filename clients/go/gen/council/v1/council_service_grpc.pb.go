@@ -43,7 +43,8 @@ type CouncilServiceClient interface {
 	GetDecision(ctx context.Context, in *GetDecisionRequest, opts ...grpc.CallOption) (*GetDecisionResponse, error)
 	// ListDecisions pages through stored decisions, newest first, optionally filtered.
 	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
-	// RecordOutcome records what happened when a decision was implemented and appends a lesson.
+	// RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+	// agent may record outcomes only on decisions it submitted; an operator on any.
 	RecordOutcome(ctx context.Context, in *RecordOutcomeRequest, opts ...grpc.CallOption) (*RecordOutcomeResponse, error)
 	// GetSummary returns exact counts over every stored decision and lesson.
 	GetSummary(ctx context.Context, in *GetSummaryRequest, opts ...grpc.CallOption) (*GetSummaryResponse, error)
@@ -175,7 +176,8 @@ type CouncilServiceServer interface {
 	GetDecision(context.Context, *GetDecisionRequest) (*GetDecisionResponse, error)
 	// ListDecisions pages through stored decisions, newest first, optionally filtered.
 	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
-	// RecordOutcome records what happened when a decision was implemented and appends a lesson.
+	// RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+	// agent may record outcomes only on decisions it submitted; an operator on any.
 	RecordOutcome(context.Context, *RecordOutcomeRequest) (*RecordOutcomeResponse, error)
 	// GetSummary returns exact counts over every stored decision and lesson.
 	GetSummary(context.Context, *GetSummaryRequest) (*GetSummaryResponse, error)

@@ -730,10 +730,18 @@ type Decision struct {
 	PolicyVersion string `protobuf:"bytes,14,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
 	// suggestion is the suggestion as it was received.
 	Suggestion *Suggestion `protobuf:"bytes,15,opt,name=suggestion,proto3" json:"suggestion,omitempty"`
-	// request_id is the idempotency key the review was submitted with, or empty.
-	RequestId     string `protobuf:"bytes,16,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// request_id is the idempotency key the review was submitted with, or empty; it is scoped to
+	// submitted_by, so two principals may each have a decision with the same request_id.
+	RequestId string `protobuf:"bytes,16,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// submitted_by is the principal that submitted the review: "anonymous" when no authentication is
+	// configured, and for decisions stored before Council knew principals (every caller was anonymous
+	// then).
+	SubmittedBy string `protobuf:"bytes,17,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
+	// outcome_recorded_by is the principal that recorded the last outcome, or empty while no outcome
+	// is recorded; "anonymous" for outcomes recorded before Council knew principals.
+	OutcomeRecordedBy string `protobuf:"bytes,18,opt,name=outcome_recorded_by,json=outcomeRecordedBy,proto3" json:"outcome_recorded_by,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -878,6 +886,20 @@ func (x *Decision) GetRequestId() string {
 	return ""
 }
 
+func (x *Decision) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
+}
+
+func (x *Decision) GetOutcomeRecordedBy() string {
+	if x != nil {
+		return x.OutcomeRecordedBy
+	}
+	return ""
+}
+
 // ReviewerProfile describes one council reviewer and what it looks for.
 type ReviewerProfile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -972,7 +994,10 @@ type Lesson struct {
 	// recorded_at is when the outcome was recorded.
 	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
 	// notes are the notes given with the outcome.
-	Notes         string `protobuf:"bytes,5,opt,name=notes,proto3" json:"notes,omitempty"`
+	Notes string `protobuf:"bytes,5,opt,name=notes,proto3" json:"notes,omitempty"`
+	// recorded_by is the principal that recorded the outcome: "anonymous" when no authentication is
+	// configured, and for lessons recorded before Council knew principals.
+	RecordedBy    string `protobuf:"bytes,6,opt,name=recorded_by,json=recordedBy,proto3" json:"recorded_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1042,6 +1067,13 @@ func (x *Lesson) GetNotes() string {
 	return ""
 }
 
+func (x *Lesson) GetRecordedBy() string {
+	if x != nil {
+		return x.RecordedBy
+	}
+	return ""
+}
+
 var File_council_v1_review_proto protoreflect.FileDescriptor
 
 const file_council_v1_review_proto_rawDesc = "" +
@@ -1073,7 +1105,7 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"confidence\x18\x06 \x01(\x01R\n" +
 	"confidence\x123\n" +
 	"\acast_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06castAt\x12\x12\n" +
-	"\x04veto\x18\b \x01(\tR\x04veto\"\xc7\x05\n" +
+	"\x04veto\x18\b \x01(\tR\x04veto\"\x9a\x06\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rsuggestion_id\x18\x02 \x01(\tR\fsuggestionId\x124\n" +
@@ -1097,13 +1129,15 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"suggestion\x18\x0f \x01(\v2\x16.council.v1.SuggestionR\n" +
 	"suggestion\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x10 \x01(\tR\trequestId\"\xdf\x01\n" +
+	"request_id\x18\x10 \x01(\tR\trequestId\x12!\n" +
+	"\fsubmitted_by\x18\x11 \x01(\tR\vsubmittedBy\x12.\n" +
+	"\x13outcome_recorded_by\x18\x12 \x01(\tR\x11outcomeRecordedBy\"\xdf\x01\n" +
 	"\x0fReviewerProfile\x12,\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\x04role\x12'\n" +
 	"\x0fexpertise_areas\x18\x02 \x03(\tR\x0eexpertiseAreas\x12%\n" +
 	"\x0erisk_tolerance\x18\x03 \x01(\x01R\rriskTolerance\x12%\n" +
 	"\x0epriority_focus\x18\x04 \x03(\tR\rpriorityFocus\x12'\n" +
-	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\"\xc5\x01\n" +
+	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\"\xe6\x01\n" +
 	"\x06Lesson\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12-\n" +
@@ -1111,7 +1145,9 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\alessons\x18\x03 \x01(\tR\alessons\x12;\n" +
 	"\vrecorded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"recordedAt\x12\x14\n" +
-	"\x05notes\x18\x05 \x01(\tR\x05notes*\x98\x01\n" +
+	"\x05notes\x18\x05 \x01(\tR\x05notes\x12\x1f\n" +
+	"\vrecorded_by\x18\x06 \x01(\tR\n" +
+	"recordedBy*\x98\x01\n" +
 	"\tRiskLevel\x12\x1a\n" +
 	"\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RISK_LEVEL_TRIVIAL\x10\x01\x12\x12\n" +

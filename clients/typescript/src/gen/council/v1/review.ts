@@ -516,8 +516,22 @@ export interface Decision {
   suggestion?:
     | Suggestion
     | undefined;
-  /** request_id is the idempotency key the review was submitted with, or empty. */
+  /**
+   * request_id is the idempotency key the review was submitted with, or empty; it is scoped to
+   * submitted_by, so two principals may each have a decision with the same request_id.
+   */
   requestId: string;
+  /**
+   * submitted_by is the principal that submitted the review: "anonymous" when no authentication is
+   * configured, and for decisions stored before Council knew principals (every caller was anonymous
+   * then).
+   */
+  submittedBy: string;
+  /**
+   * outcome_recorded_by is the principal that recorded the last outcome, or empty while no outcome
+   * is recorded; "anonymous" for outcomes recorded before Council knew principals.
+   */
+  outcomeRecordedBy: string;
 }
 
 /** ReviewerProfile describes one council reviewer and what it looks for. */
@@ -548,6 +562,11 @@ export interface Lesson {
     | undefined;
   /** notes are the notes given with the outcome. */
   notes: string;
+  /**
+   * recorded_by is the principal that recorded the outcome: "anonymous" when no authentication is
+   * configured, and for lessons recorded before Council knew principals.
+   */
+  recordedBy: string;
 }
 
 function createBaseSuggestion(): Suggestion {
@@ -1008,6 +1027,8 @@ function createBaseDecision(): Decision {
     policyVersion: "",
     suggestion: undefined,
     requestId: "",
+    submittedBy: "",
+    outcomeRecordedBy: "",
   };
 }
 
@@ -1060,6 +1081,12 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.requestId !== "") {
       writer.uint32(130).string(message.requestId);
+    }
+    if (message.submittedBy !== "") {
+      writer.uint32(138).string(message.submittedBy);
+    }
+    if (message.outcomeRecordedBy !== "") {
+      writer.uint32(146).string(message.outcomeRecordedBy);
     }
     return writer;
   },
@@ -1205,6 +1232,22 @@ export const Decision: MessageFns<Decision> = {
             message.requestId = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.submittedBy = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.outcomeRecordedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1277,6 +1320,16 @@ export const Decision: MessageFns<Decision> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      submittedBy: isSet(object.submittedBy)
+        ? globalThis.String(object.submittedBy)
+        : isSet(object.submitted_by)
+        ? globalThis.String(object.submitted_by)
+        : "",
+      outcomeRecordedBy: isSet(object.outcomeRecordedBy)
+        ? globalThis.String(object.outcomeRecordedBy)
+        : isSet(object.outcome_recorded_by)
+        ? globalThis.String(object.outcome_recorded_by)
+        : "",
     };
   },
 
@@ -1330,6 +1383,12 @@ export const Decision: MessageFns<Decision> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.submittedBy !== "") {
+      obj.submittedBy = message.submittedBy;
+    }
+    if (message.outcomeRecordedBy !== "") {
+      obj.outcomeRecordedBy = message.outcomeRecordedBy;
+    }
     return obj;
   },
 
@@ -1356,6 +1415,8 @@ export const Decision: MessageFns<Decision> = {
       ? Suggestion.fromPartial(object.suggestion)
       : undefined;
     message.requestId = object.requestId ?? "";
+    message.submittedBy = object.submittedBy ?? "";
+    message.outcomeRecordedBy = object.outcomeRecordedBy ?? "";
     return message;
   },
 };
@@ -1510,7 +1571,7 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
 };
 
 function createBaseLesson(): Lesson {
-  return { decisionId: "", outcome: 0, lessons: "", recordedAt: undefined, notes: "" };
+  return { decisionId: "", outcome: 0, lessons: "", recordedAt: undefined, notes: "", recordedBy: "" };
 }
 
 export const Lesson: MessageFns<Lesson> = {
@@ -1529,6 +1590,9 @@ export const Lesson: MessageFns<Lesson> = {
     }
     if (message.notes !== "") {
       writer.uint32(42).string(message.notes);
+    }
+    if (message.recordedBy !== "") {
+      writer.uint32(50).string(message.recordedBy);
     }
     return writer;
   },
@@ -1586,6 +1650,14 @@ export const Lesson: MessageFns<Lesson> = {
             message.notes = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.recordedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1613,6 +1685,11 @@ export const Lesson: MessageFns<Lesson> = {
         ? fromJsonTimestamp(object.recorded_at)
         : undefined,
       notes: isSet(object.notes) ? globalThis.String(object.notes) : "",
+      recordedBy: isSet(object.recordedBy)
+        ? globalThis.String(object.recordedBy)
+        : isSet(object.recorded_by)
+        ? globalThis.String(object.recorded_by)
+        : "",
     };
   },
 
@@ -1633,6 +1710,9 @@ export const Lesson: MessageFns<Lesson> = {
     if (message.notes !== "") {
       obj.notes = message.notes;
     }
+    if (message.recordedBy !== "") {
+      obj.recordedBy = message.recordedBy;
+    }
     return obj;
   },
 
@@ -1646,6 +1726,7 @@ export const Lesson: MessageFns<Lesson> = {
     message.lessons = object.lessons ?? "";
     message.recordedAt = object.recordedAt ?? undefined;
     message.notes = object.notes ?? "";
+    message.recordedBy = object.recordedBy ?? "";
     return message;
   },
 };

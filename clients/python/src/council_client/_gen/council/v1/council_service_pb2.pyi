@@ -30,7 +30,8 @@ class ReviewSuggestionRequest(_message.Message):
     DRY_RUN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """request_id makes the review idempotent: a repeat with the same id and an equal suggestion
-    replays the stored review; empty means every call is a new review.
+    replays the stored review; empty means every call is a new review. It is scoped to the caller:
+    the same id sent by two principals makes two decisions.
     """
     dry_run: _builtins.bool
     """dry_run streams the same votes and decision but stores nothing; request_id is ignored."""
@@ -223,7 +224,8 @@ class RecordOutcomeRequest(_message.Message):
     request_id: _builtins.str
     """request_id makes the call idempotent: a repeat with the same id and the same outcome, notes
     and lessons returns the decision without recording again; with different ones it fails
-    FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson.
+    FAILED_PRECONDITION. Empty means every call records an outcome and appends a lesson. It is
+    scoped to the caller and the decision: another principal's call with the same id records anew.
     """
     def __init__(
         self,

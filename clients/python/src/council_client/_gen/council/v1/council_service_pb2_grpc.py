@@ -106,7 +106,8 @@ class CouncilServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordOutcome(self, request, context):
-        """RecordOutcome records what happened when a decision was implemented and appends a lesson.
+        """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+        agent may record outcomes only on decisions it submitted; an operator on any.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,7 +44,9 @@ class CouncilServiceStub:
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.ListDecisionsRequest, _council_service_pb2.ListDecisionsResponse]
     """ListDecisions pages through stored decisions, newest first, optionally filtered."""
     RecordOutcome: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.RecordOutcomeRequest, _council_service_pb2.RecordOutcomeResponse]
-    """RecordOutcome records what happened when a decision was implemented and appends a lesson."""
+    """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+    agent may record outcomes only on decisions it submitted; an operator on any.
+    """
     GetSummary: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.GetSummaryRequest, _council_service_pb2.GetSummaryResponse]
     """GetSummary returns exact counts over every stored decision and lesson."""
     ListLessons: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.ListLessonsRequest, _council_service_pb2.ListLessonsResponse]
@@ -70,7 +72,9 @@ class CouncilServiceAsyncStub(CouncilServiceStub):
     ListDecisions: _aio.UnaryUnaryMultiCallable[_council_service_pb2.ListDecisionsRequest, _council_service_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """ListDecisions pages through stored decisions, newest first, optionally filtered."""
     RecordOutcome: _aio.UnaryUnaryMultiCallable[_council_service_pb2.RecordOutcomeRequest, _council_service_pb2.RecordOutcomeResponse]  # type: ignore[assignment]
-    """RecordOutcome records what happened when a decision was implemented and appends a lesson."""
+    """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+    agent may record outcomes only on decisions it submitted; an operator on any.
+    """
     GetSummary: _aio.UnaryUnaryMultiCallable[_council_service_pb2.GetSummaryRequest, _council_service_pb2.GetSummaryResponse]  # type: ignore[assignment]
     """GetSummary returns exact counts over every stored decision and lesson."""
     ListLessons: _aio.UnaryUnaryMultiCallable[_council_service_pb2.ListLessonsRequest, _council_service_pb2.ListLessonsResponse]  # type: ignore[assignment]
@@ -117,7 +121,9 @@ class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _council_service_pb2.RecordOutcomeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_council_service_pb2.RecordOutcomeResponse, _abc.Awaitable[_council_service_pb2.RecordOutcomeResponse]]:
-        """RecordOutcome records what happened when a decision was implemented and appends a lesson."""
+        """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
+        agent may record outcomes only on decisions it submitted; an operator on any.
+        """
 
     @_abc_1.abstractmethod
     def GetSummary(

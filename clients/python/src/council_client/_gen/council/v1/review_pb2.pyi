@@ -396,6 +396,8 @@ class Decision(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     SUGGESTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SUBMITTED_BY_FIELD_NUMBER: _builtins.int
+    OUTCOME_RECORDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id identifies the decision; it starts with "dec-" and is unique across replicas."""
     suggestion_id: _builtins.str
@@ -417,7 +419,18 @@ class Decision(_message.Message):
     policy_version: _builtins.str
     """policy_version names the policy that decided, as "<name>@<first 12 hex digits of its sha256>"."""
     request_id: _builtins.str
-    """request_id is the idempotency key the review was submitted with, or empty."""
+    """request_id is the idempotency key the review was submitted with, or empty; it is scoped to
+    submitted_by, so two principals may each have a decision with the same request_id.
+    """
+    submitted_by: _builtins.str
+    """submitted_by is the principal that submitted the review: "anonymous" when no authentication is
+    configured, and for decisions stored before Council knew principals (every caller was anonymous
+    then).
+    """
+    outcome_recorded_by: _builtins.str
+    """outcome_recorded_by is the principal that recorded the last outcome, or empty while no outcome
+    is recorded; "anonymous" for outcomes recorded before Council knew principals.
+    """
     @_builtins.property
     def votes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Vote]:
         """votes holds one vote per reviewer, in reviewer order."""
@@ -457,10 +470,12 @@ class Decision(_message.Message):
         policy_version: _builtins.str = ...,
         suggestion: Global___Suggestion | None = ...,
         request_id: _builtins.str = ...,
+        submitted_by: _builtins.str = ...,
+        outcome_recorded_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "implemented_at", b"implemented_at", "suggestion", b"suggestion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fix_approved", b"auto_fix_approved", "conditions", b"conditions", "decided_at", b"decided_at", "decision", b"decision", "final_reasoning", b"final_reasoning", "id", b"id", "implemented_at", b"implemented_at", "lessons_learned", b"lessons_learned", "outcome", b"outcome", "outcome_notes", b"outcome_notes", "policy_version", b"policy_version", "request_id", b"request_id", "requires_manual_oversight", b"requires_manual_oversight", "suggestion", b"suggestion", "suggestion_id", b"suggestion_id", "votes", b"votes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fix_approved", b"auto_fix_approved", "conditions", b"conditions", "decided_at", b"decided_at", "decision", b"decision", "final_reasoning", b"final_reasoning", "id", b"id", "implemented_at", b"implemented_at", "lessons_learned", b"lessons_learned", "outcome", b"outcome", "outcome_notes", b"outcome_notes", "outcome_recorded_by", b"outcome_recorded_by", "policy_version", b"policy_version", "request_id", b"request_id", "requires_manual_oversight", b"requires_manual_oversight", "submitted_by", b"submitted_by", "suggestion", b"suggestion", "suggestion_id", b"suggestion_id", "votes", b"votes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -521,6 +536,7 @@ class Lesson(_message.Message):
     LESSONS_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     """decision_id is the decision whose outcome was recorded."""
     outcome: Global___Outcome.ValueType
@@ -529,6 +545,10 @@ class Lesson(_message.Message):
     """lessons is what was learned."""
     notes: _builtins.str
     """notes are the notes given with the outcome."""
+    recorded_by: _builtins.str
+    """recorded_by is the principal that recorded the outcome: "anonymous" when no authentication is
+    configured, and for lessons recorded before Council knew principals.
+    """
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
         """recorded_at is when the outcome was recorded."""
@@ -541,10 +561,11 @@ class Lesson(_message.Message):
         lessons: _builtins.str = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         notes: _builtins.str = ...,
+        recorded_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "lessons", b"lessons", "notes", b"notes", "outcome", b"outcome", "recorded_at", b"recorded_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id", "lessons", b"lessons", "notes", b"notes", "outcome", b"outcome", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
