@@ -20,9 +20,7 @@
  * invalid is refused with a logged error; the last good one stays in force.
  */
 import { timingSafeEqual } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
-import { stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -45,6 +43,7 @@ import {
   type Role,
 } from "../../domain/principal.js";
 import type { Logger } from "../../log.js";
+import { FileWatch } from "./file_watch.js";
 import { AuthFileError, loadAuthFile, type AuthSettings, type JwtSettings, type LoadedAuth } from "./auth_file.js";
 import type { Credentials, Peer } from "./peer.js";
 import { tokenDigest } from "./tokens.js";
@@ -235,20 +234,11 @@ function bearerToken(authorization: string | readonly string[]): string {
 
 export class Authenticator {
   private snapshot: Snapshot = EMPTY;
-  /** The files' stat signature when last loaded (or refused): a different one means a change. */
-  private signature = "";
-  private queue: Promise<unknown> = Promise.resolve();
-  private checking = false;
-  private checksDone = 0;
-  private dirty = false;
-  private closed = false;
-  private timer?: NodeJS.Timeout;
-  private debounce?: NodeJS.Timeout;
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Re-reads the auth file (and its JWKS file) when they change; undefined without an auth file. */
+  private fileWatch?: FileWatch;
   private readonly authFile?: string;
   private readonly log: Logger;
   private readonly timings: RemoteKeySetTimings;
-  private readonly watching: boolean;
 
   private constructor(
     options: AuthenticatorOptions,
@@ -257,7 +247,6 @@ export class Authenticator {
     if (options.authFile !== undefined) this.authFile = resolve(options.authFile);
     this.log = options.log;
     this.timings = { ...DEFAULT_REMOTE_KEY_SET_TIMINGS, ...options.remoteKeySet };
-    this.watching = options.watch ?? true;
   }
 
   /**
@@ -268,18 +257,23 @@ export class Authenticator {
     const mode: AuthMode = options.authFile !== undefined ? "file" : options.mtls ? "certificate" : "anonymous";
     const a = new Authenticator(options, mode);
     if (a.authFile === undefined) return a;
-    a.signature = await a.signatureNow();
-    a.apply(await loadAuthFile(a.authFile));
-    a.watchFiles();
-    const interval = options.pollIntervalMs ?? 2_000;
-    a.timer = setInterval(() => void a.check(), interval);
-    a.timer.unref();
+    const authFile = a.authFile;
+    a.fileWatch = new FileWatch({
+      paths: () => a.files(),
+      reload: () => a.reload(),
+      log: a.log,
+      what: "auth file",
+      pollIntervalMs: options.pollIntervalMs,
+      watch: options.watch,
+    });
+    await a.fileWatch.read(async () => a.apply(await loadAuthFile(authFile)));
+    a.fileWatch.start();
     return a;
   }
 
   /** How many times the files have been checked for a change (watch events and the periodic check). */
   get checks(): number {
-    return this.checksDone;
+    return this.fileWatch?.checks ?? 0;
   }
 
   /** False only when every caller is `anonymous` (no auth file, no mTLS). */
@@ -354,36 +348,25 @@ export class Authenticator {
    * force afterwards, false when it was refused (logged; the last good one stays).
    */
   reload(): Promise<boolean> {
-    const run = this.queue.then(() => this.reloadNow());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.fileWatch ? this.fileWatch.read(() => this.reloadNow()) : Promise.resolve(true);
   }
 
   /** Stops watching. Authentication keeps answering from the last file loaded. */
   close(): void {
-    this.closed = true;
-    clearInterval(this.timer);
-    clearTimeout(this.debounce);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
+    this.fileWatch?.close();
   }
 
   private async reloadNow(): Promise<boolean> {
     if (this.authFile === undefined) return true;
-    // Taken before reading: a change made during the read shows as a new signature next time.
-    const signature = await this.signatureNow();
     let loaded: LoadedAuth;
     try {
       loaded = await loadAuthFile(this.authFile);
     } catch (err) {
-      this.signature = signature;
       this.log.error({ authFile: this.authFile, err: (err as Error).message }, "new auth file refused; the last good one stays in force");
       return false;
     }
-    this.signature = signature;
     if (loaded.digest === this.snapshot.loaded?.digest) return true;
     this.apply(loaded);
-    this.watchFiles();
     return true;
   }
 
@@ -419,78 +402,5 @@ export class Authenticator {
   private files(): string[] {
     const jwksFile = this.snapshot.loaded?.settings.jwt?.jwksFile;
     return jwksFile === undefined ? [this.authFile!] : [this.authFile!, jwksFile];
-  }
-
-  /** Inode, size and times of every file read: cheap to take, and different after any replacement. */
-  private async signatureNow(): Promise<string> {
-    const parts = await Promise.all(
-      this.files().map(async (file) => {
-        try {
-          const s = await stat(file, { bigint: true });
-          return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-        } catch (err) {
-          return `absent:${(err as NodeJS.ErrnoException).code}`;
-        }
-      }),
-    );
-    return parts.join("|");
-  }
-
-  /** Reloads when the files' signature changed; runs once at a time, once more if asked meanwhile. */
-  private async check(): Promise<void> {
-    if (this.checking) {
-      this.dirty = true;
-      return;
-    }
-    this.checking = true;
-    try {
-      for (let round = 0; round < 10 && !this.closed; round++) {
-        this.dirty = false;
-        if ((await this.signatureNow()) !== this.signature) await this.reload();
-        this.checksDone++;
-        if (!this.dirty) break;
-      }
-    } catch (err) {
-      this.log.error({ err }, "auth file check failed");
-    } finally {
-      this.checking = false;
-    }
-  }
-
-  /**
-   * Watches the directories of the files (not the files: a file replaced by a rename is a new
-   * inode, which a watch on the old one never reports). Any event there triggers a stat check,
-   * shortly after, so that a burst of events costs one check.
-   */
-  private watchFiles(): void {
-    if (this.closed || !this.watching) return;
-    const dirs = new Set(this.files().map((f) => dirname(f)));
-    for (const [dir, w] of this.watchers) {
-      if (!dirs.has(dir)) {
-        w.close();
-        this.watchers.delete(dir);
-      }
-    }
-    for (const dir of dirs) {
-      if (this.watchers.has(dir)) continue;
-      try {
-        const w = watch(dir, { persistent: false }, () => this.soon());
-        w.on("error", (err) => {
-          this.log.warn({ dir, err: err.message }, "cannot watch auth file directory; checking periodically instead");
-          w.close();
-          this.watchers.delete(dir);
-        });
-        this.watchers.set(dir, w);
-      } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, "cannot watch auth file directory; checking periodically instead");
-      }
-    }
-  }
-
-  private soon(): void {
-    if (this.closed) return;
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => void this.check(), 25);
-    this.debounce.unref();
   }
 }

@@ -19,12 +19,12 @@
  * Kubernetes secret swaps a `..data` symlink, which some platforms do not report).
  */
 import { X509Certificate, createPrivateKey, createHash } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import { experimental, type ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "../../log.js";
+import { FileWatch } from "./file_watch.js";
 
 type CertificateProvider = experimental.CertificateProvider;
 type CaCertificateUpdate = experimental.CaCertificateUpdate;
@@ -60,21 +60,6 @@ interface Files {
 
 function pathsOf(files: Files): string[] {
   return [files.certFile, files.keyFile, ...(files.clientCaFile === undefined ? [] : [files.clientCaFile])];
-}
-
-/** Inode, size and times of every file (following symlinks): different after any replacement. */
-async function signatureOf(paths: string[]): Promise<string> {
-  const parts = await Promise.all(
-    paths.map(async (file) => {
-      try {
-        const s = await stat(file, { bigint: true });
-        return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-      } catch (err) {
-        return `absent:${(err as NodeJS.ErrnoException).code}`;
-      }
-    }),
-  );
-  return parts.join("|");
 }
 
 /** One checked set of files. */
@@ -153,21 +138,23 @@ async function load(files: Files): Promise<Loaded> {
 export class TlsFiles implements CertificateProvider {
   private readonly identityListeners = new Set<IdentityCertificateUpdateListener>();
   private readonly caListeners = new Set<CaCertificateUpdateListener>();
-  private readonly watchers = new Map<string, FSWatcher>();
-  private timer?: NodeJS.Timeout;
-  private debounce?: NodeJS.Timeout;
-  private checking = false;
-  private dirty = false;
-  private closed = false;
-  private checksDone = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly fileWatch: FileWatch;
+  private current!: Loaded;
 
   private constructor(
     private readonly files: Files,
-    private current: Loaded,
-    private signature: string,
     private readonly log: Logger,
-  ) {}
+    options: Pick<TlsFilesOptions, "pollIntervalMs" | "watch">,
+  ) {
+    this.fileWatch = new FileWatch({
+      paths: () => pathsOf(files),
+      reload: () => this.reload(),
+      log,
+      what: "TLS files",
+      pollIntervalMs: options.pollIntervalMs,
+      watch: options.watch,
+    });
+  }
 
   /** Reads and checks the files, and starts watching them. Throws TlsFilesError naming the problem. */
   static async open(options: TlsFilesOptions): Promise<TlsFiles> {
@@ -176,13 +163,10 @@ export class TlsFiles implements CertificateProvider {
       keyFile: resolve(options.keyFile),
       ...(options.clientCaFile === undefined ? {} : { clientCaFile: resolve(options.clientCaFile) }),
     };
-    // Taken before reading: a change made during the read shows as a new signature at the next check.
-    const signature = await signatureOf(pathsOf(files));
-    const t = new TlsFiles(files, await load(files), signature, options.log);
+    const t = new TlsFiles(files, options.log, options);
+    t.current = await t.fileWatch.read(() => load(files));
     t.logLoaded("TLS certificate loaded");
-    if (options.watch ?? true) t.watchFiles();
-    t.timer = setInterval(() => void t.check(), options.pollIntervalMs ?? 2_000);
-    t.timer.unref();
+    t.fileWatch.start();
     return t;
   }
 
@@ -198,7 +182,7 @@ export class TlsFiles implements CertificateProvider {
 
   /** How many times the files have been checked for a change. */
   get checks(): number {
-    return this.checksDone;
+    return this.fileWatch.checks;
   }
 
   /**
@@ -245,22 +229,17 @@ export class TlsFiles implements CertificateProvider {
    * when they were refused (logged; the last good ones stay). Reloads run one at a time.
    */
   reload(): Promise<boolean> {
-    const run = this.queue.then(() => this.reloadNow());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.fileWatch.read(() => this.reloadNow());
   }
 
   private async reloadNow(): Promise<boolean> {
-    const signature = await signatureOf(pathsOf(this.files));
     let loaded: Loaded;
     try {
       loaded = await load(this.files);
     } catch (err) {
-      this.signature = signature;
       this.log.error({ err: (err as Error).message }, "new TLS files refused; the last good ones stay in force");
       return false;
     }
-    this.signature = signature;
     if (loaded.digest === this.current.digest) return true;
     this.current = loaded;
     for (const listener of this.identityListeners) listener({ certificate: loaded.cert, privateKey: loaded.key });
@@ -271,11 +250,7 @@ export class TlsFiles implements CertificateProvider {
 
   /** Stops watching the files; the certificate in force stays. */
   close(): void {
-    this.closed = true;
-    clearInterval(this.timer);
-    clearTimeout(this.debounce);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
+    this.fileWatch.close();
   }
 
   private logLoaded(msg: string): void {
@@ -284,51 +259,5 @@ export class TlsFiles implements CertificateProvider {
     const line = { certFile: this.files.certFile, subject, fingerprint, validTo, mtls: this.mtls };
     if (expired) this.log.warn(line, `${msg}; it has EXPIRED: clients will refuse it`);
     else this.log.info(line, msg);
-  }
-
-  /** Reloads when the files' signature changed; runs once at a time, once more if asked meanwhile. */
-  private async check(): Promise<void> {
-    if (this.checking) {
-      this.dirty = true;
-      return;
-    }
-    this.checking = true;
-    try {
-      for (let round = 0; round < 10 && !this.closed; round++) {
-        this.dirty = false;
-        if ((await signatureOf(pathsOf(this.files))) !== this.signature) await this.reload();
-        this.checksDone++;
-        if (!this.dirty) break;
-      }
-    } catch (err) {
-      this.log.error({ err }, "TLS files check failed");
-    } finally {
-      this.checking = false;
-    }
-  }
-
-  /** Watches the files' directories: a file replaced by a rename is a new inode, unseen by a watch on the old one. */
-  private watchFiles(): void {
-    for (const dir of new Set(pathsOf(this.files).map((f) => dirname(f)))) {
-      try {
-        const w = watch(dir, { persistent: false }, () => this.soon());
-        w.on("error", (err) => {
-          this.log.warn({ dir, err: err.message }, "cannot watch TLS file directory; checking periodically instead");
-          w.close();
-          this.watchers.delete(dir);
-        });
-        this.watchers.set(dir, w);
-      } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, "cannot watch TLS file directory; checking periodically instead");
-      }
-    }
-  }
-
-  /** A burst of events (a rotation writes several files) costs one check, shortly after the last. */
-  private soon(): void {
-    if (this.closed) return;
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => void this.check(), 25);
-    this.debounce.unref();
   }
 }
