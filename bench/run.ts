@@ -30,7 +30,7 @@ const rssBefore = process.memoryUsage().rss;
 function reviewOnce(): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const call = c.client.reviewSuggestion({ suggestion: wireSuggestion(), requestId: randomUUID(), dryRun: false });
+    const call = c.client.reviewSuggestion({ suggestion: wireSuggestion(), requestId: randomUUID(), dryRun: false, supersedes: "" });
     call.on("data", () => undefined);
     call.on("error", reject);
     call.on("end", () => resolve(performance.now() - started));

@@ -30,6 +30,14 @@ export interface Config {
   maxWatchers: number;
   /** Bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED. */
   watchBufferBytes: number;
+  /** Connections open at once per listening socket; beyond, new ones are closed as they come. */
+  maxConnections: number;
+  /** Bytes calls may hold at once (requests, responses waiting to be sent); beyond: RESOURCE_EXHAUSTED. */
+  callMemoryBytes: number;
+  /** How long a call's request may take to arrive in full; beyond: DEADLINE_EXCEEDED. */
+  requestReceiveTimeoutMs: number;
+  /** How long a response may wait for its caller to read it; beyond, the call's stream is reset. */
+  streamWriteTimeoutMs: number;
   /** PEM files of the server's certificate and key: TLS on the gRPC port; both or neither. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
@@ -66,6 +74,13 @@ const MAX_REVIEW_RATE = 1_000_000;
 const MAX_WATCHERS = 1_000_000;
 const MIN_WATCH_BUFFER_BYTES = 16 * 1024;
 const MAX_WATCH_BUFFER_BYTES = 1024 * 1024 * 1024;
+
+/** Bounds of the call settings. The call memory must hold at least a few requests at their limits (1.5 MB each). */
+const MAX_CONNECTIONS = 1_000_000;
+const MIN_CALL_MEMORY_BYTES = 16 * 1024 * 1024;
+const MAX_CALL_MEMORY_BYTES = 64 * 1024 * 1024 * 1024;
+const MIN_CALL_TIMEOUT_MS = 100;
+const MAX_CALL_TIMEOUT_MS = 600_000;
 
 const SETTINGS = {
   addr: { flag: "--addr", env: "COUNCIL_ADDR", default: "127.0.0.1:50051", help: "host:port to listen on" },
@@ -113,6 +128,30 @@ const SETTINGS = {
     env: "COUNCIL_WATCH_BUFFER_BYTES",
     default: String(DEFAULTS.watchBufferBytes),
     help: `bytes of events a watcher may fall behind before it is ended with RESOURCE_EXHAUSTED (${MIN_WATCH_BUFFER_BYTES}-${MAX_WATCH_BUFFER_BYTES})`,
+  },
+  maxConnections: {
+    flag: "--max-connections",
+    env: "COUNCIL_MAX_CONNECTIONS",
+    default: String(DEFAULTS.maxConnections),
+    help: `connections open at once on each listening socket, beyond which new ones are closed as they come (1-${MAX_CONNECTIONS})`,
+  },
+  callMemoryBytes: {
+    flag: "--call-memory-bytes",
+    env: "COUNCIL_CALL_MEMORY_BYTES",
+    default: String(DEFAULTS.callMemoryBytes),
+    help: `bytes calls may hold at once (requests, responses waiting to be sent), beyond which a call is RESOURCE_EXHAUSTED (${MIN_CALL_MEMORY_BYTES}-${MAX_CALL_MEMORY_BYTES})`,
+  },
+  requestReceiveTimeoutMs: {
+    flag: "--request-receive-timeout-ms",
+    env: "COUNCIL_REQUEST_RECEIVE_TIMEOUT_MS",
+    default: String(DEFAULTS.requestReceiveTimeoutMs),
+    help: `how long a call's request may take to arrive in full, beyond which it is DEADLINE_EXCEEDED (${MIN_CALL_TIMEOUT_MS}-${MAX_CALL_TIMEOUT_MS})`,
+  },
+  streamWriteTimeoutMs: {
+    flag: "--stream-write-timeout-ms",
+    env: "COUNCIL_STREAM_WRITE_TIMEOUT_MS",
+    default: String(DEFAULTS.streamWriteTimeoutMs),
+    help: `how long a response may wait for its caller to read it, beyond which the call is reset (${MIN_CALL_TIMEOUT_MS}-${MAX_CALL_TIMEOUT_MS})`,
   },
   tlsCert: { flag: "--tls-cert", env: "COUNCIL_TLS_CERT", default: undefined, help: "PEM certificate (chain) of the server: TLS on the gRPC port; with --tls-key" },
   tlsKey: { flag: "--tls-key", env: "COUNCIL_TLS_KEY", default: undefined, help: "PEM private key of that certificate" },
@@ -200,6 +239,10 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   if (metrics.value !== undefined) checkAddr(metrics.source, metrics.value);
   const maxWatchers = wholeNumber(raw("maxWatchers"), 1, MAX_WATCHERS);
   const watchBufferBytes = wholeNumber(raw("watchBufferBytes"), MIN_WATCH_BUFFER_BYTES, MAX_WATCH_BUFFER_BYTES);
+  const maxConnections = wholeNumber(raw("maxConnections"), 1, MAX_CONNECTIONS);
+  const callMemoryBytes = wholeNumber(raw("callMemoryBytes"), MIN_CALL_MEMORY_BYTES, MAX_CALL_MEMORY_BYTES);
+  const requestReceiveTimeoutMs = wholeNumber(raw("requestReceiveTimeoutMs"), MIN_CALL_TIMEOUT_MS, MAX_CALL_TIMEOUT_MS);
+  const streamWriteTimeoutMs = wholeNumber(raw("streamWriteTimeoutMs"), MIN_CALL_TIMEOUT_MS, MAX_CALL_TIMEOUT_MS);
 
   const tlsCert = path(raw("tlsCert"));
   const tlsKey = path(raw("tlsKey"));
@@ -250,6 +293,10 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     metricsAddr: metrics.value,
     maxWatchers,
     watchBufferBytes,
+    maxConnections,
+    callMemoryBytes,
+    requestReceiveTimeoutMs,
+    streamWriteTimeoutMs,
     tlsCert: tlsCert.value,
     tlsKey: tlsKey.value,
     tlsClientCa: tlsClientCa.value,

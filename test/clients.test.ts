@@ -11,11 +11,19 @@
  * directory removed at the end; tokens are made here too, and the auth file holds their hashes.
  * After each suite, the language's example agent runs over TLS with a token and over mTLS, with
  * the variables its README gives (COUNCIL_TOKEN, COUNCIL_CA_FILE, COUNCIL_CERT_FILE, …).
+ *
+ * For human verdicts (SPEC §9: resolve, await, the guard), a plaintext server with the same auth
+ * file and the policy CLIENTS_LIFECYCLE_POLICY (COUNCIL_TEST_LIFECYCLE_ADDR): HUMAN_APPROVE needs
+ * two approvals and waits ten minutes, DEFER needs one and expires after a second, so that the
+ * suites can approve with two approvers (`<lang>-approver`, `<lang>-approver2`) and see an expiry
+ * without waiting long.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { parsePolicy } from "../src/domain/policy.js";
+import { PRESETS } from "../src/domain/presets.js";
 import { newToken, tokenHash } from "../src/server/auth/tokens.js";
 import { makeCa, makeCert } from "./auth/certs.js";
 import { startCouncil, type Running } from "./support/server.js";
@@ -34,6 +42,13 @@ type Language = (typeof LANGUAGES)[number];
 /** The principal every suite's client certificate names (role agent); the mTLS server has no rate. */
 const CLIENT_PRINCIPAL = "client-bot";
 
+/** The lifecycle server's policy: `default` with verdict settings that tests can reach quickly. */
+const CLIENTS_LIFECYCLE_POLICY = parsePolicy(
+  "clients-lifecycle",
+  { verdicts: { human_approve: { approvals: 2, expires_after: "10m" }, defer: { approvals: 1, expires_after: "1s" } } },
+  PRESETS.default,
+);
+
 describe("language clients against a live server", function () {
   this.timeout(900_000);
   const servers: Running[] = [];
@@ -50,12 +65,13 @@ describe("language clients against a live server", function () {
     });
     const client = await makeCert(dir, "client", ca, { subject: `/CN=${CLIENT_PRINCIPAL}`, usage: "clientAuth" });
 
-    const tokens = new Map(LANGUAGES.map((lang) => [lang, { agent: newToken(), approver: newToken() }]));
+    const tokens = new Map(LANGUAGES.map((lang) => [lang, { agent: newToken(), approver: newToken(), approver2: newToken() }]));
     const principals = [
       { name: CLIENT_PRINCIPAL, roles: ["agent"], certificate: { common_name: CLIENT_PRINCIPAL } },
       ...LANGUAGES.flatMap((lang) => [
         { name: `${lang}-agent`, roles: ["agent"], tokens: [tokenHash(tokens.get(lang)!.agent)] },
         { name: `${lang}-approver`, roles: ["approver"], tokens: [tokenHash(tokens.get(lang)!.approver)] },
+        { name: `${lang}-approver2`, roles: ["approver"], tokens: [tokenHash(tokens.get(lang)!.approver2)] },
       ]),
     ];
     const authFile = join(dir, "auth.json");
@@ -73,12 +89,14 @@ describe("language clients against a live server", function () {
     const mtls = await start({ tls: { ...tls, clientCaFile: ca.certFile }, authFile });
     // Burst max(1, 2 × rate) = 1, refilled in 1000 s: one review per principal, then the limit.
     const limited = await start({ tls, authFile, reviewRate: 0.001 });
+    const lifecycle = await start({ authFile, policy: CLIENTS_LIFECYCLE_POLICY });
     envOf = (lang) => ({
       ...process.env,
       COUNCIL_TEST_ADDR: plain.addr,
       COUNCIL_TEST_TLS_ADDR: tlsServer.addr,
       COUNCIL_TEST_MTLS_ADDR: mtls.addr,
       COUNCIL_TEST_LIMITED_ADDR: limited.addr,
+      COUNCIL_TEST_LIFECYCLE_ADDR: lifecycle.addr,
       COUNCIL_TEST_CA_FILE: ca.certFile,
       COUNCIL_TEST_CLIENT_CERT_FILE: client.certFile,
       COUNCIL_TEST_CLIENT_KEY_FILE: client.keyFile,
@@ -86,6 +104,9 @@ describe("language clients against a live server", function () {
       COUNCIL_TEST_AGENT_TOKEN: tokens.get(lang)!.agent,
       COUNCIL_TEST_AGENT_PRINCIPAL: `${lang}-agent`,
       COUNCIL_TEST_APPROVER_TOKEN: tokens.get(lang)!.approver,
+      COUNCIL_TEST_APPROVER_PRINCIPAL: `${lang}-approver`,
+      COUNCIL_TEST_APPROVER2_TOKEN: tokens.get(lang)!.approver2,
+      COUNCIL_TEST_APPROVER2_PRINCIPAL: `${lang}-approver2`,
     });
     // Every variable set (empty means unset), so that none leaks in from the caller's environment.
     const exampleEnv = (vars: Record<string, string>) => ({
@@ -124,6 +145,7 @@ describe("language clients against a live server", function () {
     expect(suite.code, report(suite)).to.equal(0);
     expect(suite.stdout).to.match(/\d+ passing/);
     expect(suite.stdout, "the TLS/mTLS/token tests ran").to.match(/TLS, mTLS, tokens and typed auth errors/);
+    expect(suite.stdout, "the human verdict tests ran").to.match(/human verdicts \(resolve, awaitDecision, guard\)/);
     await runExamples("ts", join(BIN, "tsx"), ["examples/agent.ts"], cwd);
   });
 
@@ -132,6 +154,7 @@ describe("language clients against a live server", function () {
     expect(r.code, report(r)).to.equal(0);
     expect(r.stdout).to.match(/\d+ passed/);
     expect(r.stdout, "the TLS/mTLS/token tests ran").to.match(/tests\/test_secure\.py \.+/);
+    expect(r.stdout, "the human verdict tests ran").to.match(/tests\/test_verdicts\.py \.+/);
     const cwd = join(ROOT, "clients/python");
     await runExamples("py", join(cwd, ".venv/bin/python"), ["examples/agent.py"], cwd);
   });

@@ -116,7 +116,18 @@ describe("README: Operating Council with grpcurl", function () {
 
   it("has a command for every RPC", () => {
     const text = grpcurlSection().map((s) => s.command).join("\n");
-    for (const rpc of ["ReviewSuggestion", "GetDecision", "ListDecisions", "RecordOutcome", "GetSummary", "ListLessons", "WatchDecisions", "ListReviewers"]) {
+    for (const rpc of [
+      "ReviewSuggestion",
+      "GetDecision",
+      "ListDecisions",
+      "RecordOutcome",
+      "GetSummary",
+      "ListLessons",
+      "WatchDecisions",
+      "ListReviewers",
+      "ResolveDecision",
+      "AwaitDecision",
+    ]) {
       expect(text).to.include(`council.v1.CouncilService/${rpc}`);
     }
     expect(text).to.include("grpc.health.v1.Health/Check");

@@ -43,12 +43,18 @@ type DecisionFilter struct {
 	Type councilv1.DecisionType
 	// SuggestionID keeps decisions about this suggestion; empty keeps all.
 	SuggestionID string
+	// Status keeps decisions in this status now; DECISION_STATUS_UNSPECIFIED keeps all.
+	Status councilv1.DecisionStatus
+	// OldestFirst walks oldest first instead of newest first. The approvers' queue is
+	// DecisionFilter{Status: councilv1.DecisionStatus_DECISION_STATUS_PENDING, OldestFirst: true}.
+	OldestFirst bool
 	// PageSize is how many decisions each call fetches: 0 means the server's default (50), and
 	// the server caps it at 500.
 	PageSize int32
 }
 
-// ListDecisions walks every page of the stored decisions that match f, newest first. Each page is
+// ListDecisions walks every page of the stored decisions that match f, newest first (oldest first
+// with f.OldestFirst). Each page is
 // one call with the default deadline and the retry policy; the walk stops at the first error,
 // which is yielded with a nil decision, or when the loop body breaks.
 //
@@ -64,6 +70,8 @@ func (c *Client) ListDecisions(ctx context.Context, f DecisionFilter) iter.Seq2[
 			return c.rpc.ListDecisions(ctx, &councilv1.ListDecisionsRequest{
 				DecisionType: f.Type,
 				SuggestionId: f.SuggestionID,
+				Status:       f.Status,
+				OldestFirst:  f.OldestFirst,
 				PageSize:     f.PageSize,
 				PageToken:    token,
 			})
@@ -130,8 +138,9 @@ func WithOutcomeRequestID(id string) OutcomeOption {
 
 // RecordOutcome records what happened when the decision was implemented, appends a lesson entry,
 // and returns the updated decision. NOT_FOUND for an unknown decision, INVALID_ARGUMENT for
-// OUTCOME_UNSPECIFIED, FAILED_PRECONDITION for a request id (WithOutcomeRequestID) already used
-// with a different outcome, notes or lessons of this decision.
+// OUTCOME_UNSPECIFIED, FAILED_PRECONDITION for a decision that is not APPROVED, or for a request
+// id (WithOutcomeRequestID) already used with a different outcome, notes or lessons of this
+// decision.
 //
 // Unless WithOutcomeRequestID is given, RecordOutcome makes a random request id, and it keeps that
 // id when it retries after UNAVAILABLE (see WithRetry), so an outcome that was recorded before the
@@ -185,6 +194,12 @@ func WatchType(t councilv1.DecisionType) WatchOption {
 // WatchVotes sends each review's votes before its decision.
 func WatchVotes() WatchOption {
 	return func(r *councilv1.WatchDecisionsRequest) { r.IncludeVotes = true }
+}
+
+// WatchUpdates also sends a stored decision again each time its status, verdicts or outcome
+// change (a verdict, an expiry, a follow-up review, an outcome).
+func WatchUpdates() WatchOption {
+	return func(r *councilv1.WatchDecisionsRequest) { r.IncludeUpdates = true }
 }
 
 // Watch streams every review stored after the watch began, on any replica: its votes (with

@@ -15,9 +15,10 @@ import (
 type ReviewOption func(*reviewOptions)
 
 type reviewOptions struct {
-	onVote    func(*councilv1.Vote)
-	requestID string
-	dryRun    bool
+	onVote     func(*councilv1.Vote)
+	requestID  string
+	dryRun     bool
+	supersedes string
 }
 
 // OnVote calls fn with each vote as soon as it arrives, in reviewer order, before Review returns
@@ -32,6 +33,13 @@ func OnVote(fn func(*councilv1.Vote)) ReviewOption {
 // a new one, and the same key with a different suggestion fails FAILED_PRECONDITION.
 func WithRequestID(id string) ReviewOption {
 	return func(o *reviewOptions) { o.requestID = id }
+}
+
+// WithSupersedes names a pending decision of the same submitter that this review follows up (for
+// example a DEFER answered with more information): once this review is stored, that decision
+// becomes SUPERSEDED. Anything else named here fails FAILED_PRECONDITION.
+func WithSupersedes(decisionID string) ReviewOption {
+	return func(o *reviewOptions) { o.supersedes = decisionID }
 }
 
 // DryRun streams the votes and the decision without storing anything (the decision still gets an
@@ -55,7 +63,11 @@ func (c *Client) Review(ctx context.Context, s *councilv1.Suggestion, opts ...Re
 	for _, opt := range opts {
 		opt(&o)
 	}
-	req := &councilv1.ReviewSuggestionRequest{Suggestion: s, RequestId: o.requestID, DryRun: o.dryRun}
+	return c.review(ctx, s, o)
+}
+
+func (c *Client) review(ctx context.Context, s *councilv1.Suggestion, o reviewOptions) (*councilv1.Decision, error) {
+	req := &councilv1.ReviewSuggestionRequest{Suggestion: s, RequestId: o.requestID, DryRun: o.dryRun, Supersedes: o.supersedes}
 	if o.dryRun {
 		req.RequestId = ""
 	} else if req.RequestId == "" {

@@ -2,7 +2,7 @@
  * Size limits on every string and list a client can send, in UTF-8 bytes and items. They keep one
  * request's cost bounded; the README lists them. Also the byte bounds of what the server sends.
  */
-import type { Decision, Lesson, Suggestion, Vote } from "./model.js";
+import type { Decision, Lesson, Suggestion, Verdict, Vote } from "./model.js";
 
 export const LIMITS = {
   idBytes: 256,
@@ -14,10 +14,18 @@ export const LIMITS = {
   fileBytes: 1024,
   requestIdBytes: 256,
   notesBytes: 65536,
+  /**
+   * A verdict's comment (ResolveDecision). Kept well under notesBytes because a decision carries
+   * up to a hundred verdicts (approvals are at most 100), and it must still fit one message.
+   */
+  commentBytes: 8192,
   pageTokenBytes: 1024,
   defaultPageSize: 50,
   maxPageSize: 500,
-  /** The largest message the server sends or accepts (`grpc.max_send_message_length`, `…receive…`). */
+  /**
+   * The largest message the server sends (`grpc.max_send_message_length`). What it accepts is
+   * smaller: the largest request REQUEST_FIELD_LIMITS allow (src/server/decode.ts works it out).
+   */
   messageBytes: 4 * 1024 * 1024,
   /**
    * What one page of ListDecisions or ListLessons may hold, as `decisionBytes`/`lessonBytes` count:
@@ -26,6 +34,46 @@ export const LIMITS = {
    */
   pageBytes: 2 * 1024 * 1024,
 } as const;
+
+/** The limit of one string or list field a client sends: UTF-8 bytes of a string (each item's, in a list), items of a list. */
+export interface FieldLimit {
+  bytes?: number;
+  items?: number;
+}
+
+/**
+ * The limits above, by message (its full proto name) and field (its proto name), for every string
+ * and list of every request. The server checks them on a request's bytes before it decodes them
+ * (so a request cannot make it allocate more than its limits allow), and works out from them the
+ * largest valid request, which is what it accepts (`grpc.max_receive_message_length`). A string or
+ * list field of a request that has no entry here stops the server at start-up.
+ */
+export const REQUEST_FIELD_LIMITS: Readonly<Record<string, Readonly<Record<string, FieldLimit>>>> = {
+  "council.v1.Suggestion": {
+    id: { bytes: LIMITS.idBytes },
+    title: { bytes: LIMITS.titleBytes },
+    description: { bytes: LIMITS.textBytes },
+    reasoning: { bytes: LIMITS.textBytes },
+    fix_steps: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
+    files_affected: { items: LIMITS.filesAffected, bytes: LIMITS.fileBytes },
+  },
+  "council.v1.ReviewSuggestionRequest": { request_id: { bytes: LIMITS.requestIdBytes }, supersedes: { bytes: LIMITS.idBytes } },
+  "council.v1.GetDecisionRequest": { id: { bytes: LIMITS.idBytes } },
+  "council.v1.ListDecisionsRequest": { suggestion_id: { bytes: LIMITS.idBytes }, page_token: { bytes: LIMITS.pageTokenBytes } },
+  "council.v1.RecordOutcomeRequest": {
+    decision_id: { bytes: LIMITS.idBytes },
+    notes: { bytes: LIMITS.notesBytes },
+    lessons: { bytes: LIMITS.notesBytes },
+    request_id: { bytes: LIMITS.requestIdBytes },
+  },
+  "council.v1.ListLessonsRequest": { page_token: { bytes: LIMITS.pageTokenBytes } },
+  "council.v1.ResolveDecisionRequest": {
+    decision_id: { bytes: LIMITS.idBytes },
+    comment: { bytes: LIMITS.commentBytes },
+    request_id: { bytes: LIMITS.requestIdBytes },
+  },
+  "council.v1.AwaitDecisionRequest": { decision_id: { bytes: LIMITS.idBytes } },
+};
 
 /*
  * Sizes in bytes of what the server sends, without encoding it: an upper bound of the protobuf
@@ -81,8 +129,19 @@ export function decisionBytes(d: Decision): number {
     suggestionBytes(d.suggestion) +
     str(d.requestId) +
     str(d.submittedBy) +
-    str(d.outcomeRecordedBy)
+    str(d.outcomeRecordedBy) +
+    // status, approvals_required, expires_at, supersedes, superseded_by, and each verdict.
+    2 * NUMBER +
+    TIMESTAMP +
+    str(d.supersedes) +
+    str(d.supersededBy) +
+    d.verdicts.reduce((sum, v) => sum + verdictBytes(v), 0)
   );
+}
+
+/** An upper bound of the encoded size of a verdict, as the server sends it inside a decision. */
+export function verdictBytes(v: Verdict): number {
+  return MESSAGE_OVERHEAD + str(v.by) + NUMBER + str(v.comment) + TIMESTAMP;
 }
 
 /** An upper bound of the encoded size of a lesson, as the server sends it. */

@@ -28,6 +28,40 @@ export type Outcome = (typeof OUTCOMES)[number];
 /** The summary's name for decisions that have no outcome yet. */
 export const PENDING = "pending";
 
+/**
+ * Where a decision stands with people (SPEC section 9), beside its immutable council decision:
+ * `pending` waits for verdicts; the other four are final and never change again.
+ */
+export const DECISION_STATUSES = ["pending", "approved", "rejected", "expired", "superseded"] as const;
+export type DecisionStatus = (typeof DECISION_STATUSES)[number];
+
+/** The statuses a decision never leaves. */
+export const FINAL_STATUSES: readonly DecisionStatus[] = ["approved", "rejected", "expired", "superseded"];
+
+export function isFinal(status: DecisionStatus): boolean {
+  return status !== "pending";
+}
+
+/** What a person can say about a pending decision. */
+export const VERDICT_TYPES = ["approve", "reject"] as const;
+export type VerdictType = (typeof VERDICT_TYPES)[number];
+
+/** One person's verdict on a decision. A principal gives at most one verdict per decision. */
+export interface Verdict {
+  /** The principal that gave it. */
+  by: string;
+  verdict: VerdictType;
+  /** Why; required for a rejection, optional for an approval. */
+  comment: string;
+  /** The replica's clock when it was given. */
+  givenAt: Date;
+  /**
+   * The ResolveDecision request_id it was given with, or "" (scoped to `by` and the decision). Stored
+   * so that a retry can be told from a conflicting reuse of the id; never sent on the wire.
+   */
+  requestId: string;
+}
+
 export interface Suggestion {
   id: string;
   title: string;
@@ -79,6 +113,22 @@ export interface Decision {
   submittedBy: string;
   /** The principal that recorded the last outcome; "" while no outcome is recorded. */
   outcomeRecordedBy: string;
+  /** Where the decision stands with people (SPEC section 9). */
+  status: DecisionStatus;
+  /** The verdicts given, in the order they were counted. */
+  verdicts: Verdict[];
+  /** How many distinct principals must approve; 0 for a decision that was final when it was made. */
+  approvalsRequired: number;
+  /**
+   * When a pending decision expires (the policy's `expires_after` after `decidedAt`); undefined for
+   * a decision that was final when it was made, and for old decisions (no expiry). It stays set after
+   * the decision leaves pending.
+   */
+  expiresAt: Date | undefined;
+  /** The pending decision this review follows up (ReviewSuggestionRequest.supersedes), or "". */
+  supersedes: string;
+  /** The decision that superseded this one (set with status `superseded`), or "". */
+  supersededBy: string;
 }
 
 export interface Lesson {
@@ -106,6 +156,8 @@ export interface Summary {
   outcomes: Record<Outcome | typeof PENDING, number>;
   autoApproved: number;
   learningEntries: number;
+  /** How many decisions are in each status now (a status change moves one count). */
+  byStatus: Record<DecisionStatus, number>;
 }
 
 /** A summary of nothing: every type and outcome present, at zero. */
@@ -116,5 +168,6 @@ export function emptySummary(): Summary {
     outcomes: Object.fromEntries([...OUTCOMES, PENDING].map((o) => [o, 0])) as Summary["outcomes"],
     autoApproved: 0,
     learningEntries: 0,
+    byStatus: Object.fromEntries(DECISION_STATUSES.map((s) => [s, 0])) as Summary["byStatus"],
   };
 }

@@ -18,6 +18,17 @@ import {
   type RiskLevel,
   type VoteType,
 } from "./model.js";
+import {
+  DEFAULT_VERDICTS,
+  formatDuration,
+  MAX_EXPIRY_MS,
+  MIN_EXPIRY_MS,
+  parseDuration,
+  WAITING_TYPES,
+  type VerdictRule,
+  type VerdictsSection,
+} from "./lifecycle.js";
+import { DocumentReader } from "./document_reader.js";
 
 /** A condition on a suggestion; every predicate given must hold (an empty one always holds). */
 export interface Predicate {
@@ -87,6 +98,11 @@ export interface PolicyDocument {
   veto_confidence: number;
   cautious_review: CautiousReview;
   decision: DecisionRules;
+  /**
+   * What the decisions that wait for people need (SPEC section 9): approvals and expiry per
+   * waiting decision type. Part of the canonical document, so part of the version.
+   */
+  verdicts: VerdictsSection;
 }
 
 export interface Policy extends PolicyDocument {
@@ -104,77 +120,25 @@ export class PolicyError extends Error {
 
 type Json = unknown;
 
-class Reader {
-  constructor(readonly path: string) {}
+/** Reads a policy document; every refusal is a PolicyError naming the path of the problem. */
+const policyReader = () => new DocumentReader("", (message) => new PolicyError(message), "policy");
 
-  fail(message: string): never {
-    throw new PolicyError(`${this.path || "policy"}: ${message}`);
-  }
-
-  at(key: string | number): Reader {
-    return new Reader(typeof key === "number" ? `${this.path}[${key}]` : this.path ? `${this.path}.${key}` : key);
-  }
-
-  object(value: Json, allowed: readonly string[]): Record<string, Json> {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) this.fail("must be an object");
-    const record = value as Record<string, Json>;
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.at(key).fail(`unknown field (expected one of: ${allowed.join(", ")})`);
+/** A concern or condition template: a non-empty string whose placeholders are all known. */
+function readTemplate(r: DocumentReader, value: Json): string {
+  const text = r.string(value, { nonEmpty: true });
+  for (const match of text.matchAll(/\{([^{}]*)\}/g)) {
+    if (!(PLACEHOLDERS as readonly string[]).includes(match[1]!)) {
+      r.fail(`unknown placeholder {${match[1]}} (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`);
     }
-    return record;
   }
-
-  number(value: Json, min: number, max: number): number {
-    if (typeof value !== "number" || !Number.isFinite(value)) this.fail("must be a number");
-    if (value < min || value > max) this.fail(`must be between ${min} and ${max}`);
-    return value;
-  }
-
-  integer(value: Json, min: number, max: number): number {
-    const n = this.number(value, min, max);
-    if (!Number.isInteger(n)) this.fail("must be a whole number");
-    return n;
-  }
-
-  boolean(value: Json): boolean {
-    if (typeof value !== "boolean") this.fail("must be true or false");
-    return value;
-  }
-
-  string(value: Json, options: { nonEmpty?: boolean } = {}): string {
-    if (typeof value !== "string") this.fail("must be a string");
-    if (options.nonEmpty && value.trim() === "") this.fail("must not be empty");
-    return value;
-  }
-
-  list<T>(value: Json, item: (r: Reader, v: Json) => T): T[] {
-    if (!Array.isArray(value)) this.fail("must be a list");
-    return value.map((v, i) => item(this.at(i), v));
-  }
-
-  oneOf<T extends string>(value: Json, choices: readonly T[]): T {
-    if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {
-      this.fail(`${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
-    }
-    return value as T;
-  }
-
-  template(value: Json): string {
-    const text = this.string(value, { nonEmpty: true });
-    for (const match of text.matchAll(/\{([^{}]*)\}/g)) {
-      if (!(PLACEHOLDERS as readonly string[]).includes(match[1]!)) {
-        this.fail(`unknown placeholder {${match[1]}} (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`);
-      }
-    }
-    return text;
-  }
+  return text;
 }
 
-function words(r: Reader, v: Json): string[] {
+function words(r: DocumentReader, v: Json): string[] {
   return r.list(v, (ri, w) => ri.string(w, { nonEmpty: true }));
 }
 
-function readPredicate(r: Reader, value: Json): Predicate {
+function readPredicate(r: DocumentReader, value: Json): Predicate {
   const o = r.object(value, [
     "short_contains_any",
     "full_contains_any",
@@ -201,22 +165,22 @@ function readPredicate(r: Reader, value: Json): Predicate {
   return p;
 }
 
-function readVerdict(r: Reader, value: Json): Verdict {
+function readVerdict(r: DocumentReader, value: Json): Verdict {
   const o = r.object(value, ["vote", "confidence"]);
   return { vote: r.at("vote").oneOf(o.vote, VOTE_TYPES), confidence: r.at("confidence").number(o.confidence, 0, 1) };
 }
 
-function readCheck(r: Reader, value: Json): Check {
+function readCheck(r: DocumentReader, value: Json): Check {
   const o = r.object(value, ["if", "concern", "condition", "verdict"]);
   const check: Check = { if: o.if === undefined ? {} : readPredicate(r.at("if"), o.if) };
-  if (o.concern !== undefined) check.concern = r.at("concern").template(o.concern);
-  if (o.condition !== undefined) check.condition = r.at("condition").template(o.condition);
+  if (o.concern !== undefined) check.concern = readTemplate(r.at("concern"), o.concern);
+  if (o.condition !== undefined) check.condition = readTemplate(r.at("condition"), o.condition);
   if (o.verdict !== undefined) check.verdict = readVerdict(r.at("verdict"), o.verdict);
   return check;
 }
 
 /** A reviewer's rules: every field left out takes the value of `base`'s reviewer of the same role. */
-function readReviewer(r: Reader, value: Json, base: PolicyDocument | undefined): ReviewerRules {
+function readReviewer(r: DocumentReader, value: Json, base: PolicyDocument | undefined): ReviewerRules {
   const o = r.object(value, [
     "role",
     "risk_tolerance",
@@ -244,7 +208,7 @@ function readReviewer(r: Reader, value: Json, base: PolicyDocument | undefined):
 }
 
 /** The decision rules: every field left out takes `base`'s value (or, with no base, the seed's). */
-function readDecisionRules(r: Reader, value: Json, base: DecisionRules | undefined): DecisionRules {
+function readDecisionRules(r: DocumentReader, value: Json, base: DecisionRules | undefined): DecisionRules {
   const o = r.object(value, ["veto_rejects", "reject_min", "defer_min", "auto_approve", "human_approve_min"]);
   const a = r.at("auto_approve");
   const ao = a.object(o.auto_approve ?? {}, [
@@ -270,6 +234,25 @@ function readDecisionRules(r: Reader, value: Json, base: DecisionRules | undefin
   };
 }
 
+/** The `verdicts` section: every type and field left out takes `base`'s value (or SPEC section 9's default). */
+function readVerdicts(r: DocumentReader, value: Json, base: VerdictsSection | undefined): VerdictsSection {
+  const o = r.object(value, WAITING_TYPES);
+  const read = (type: (typeof WAITING_TYPES)[number]): VerdictRule => {
+    const t = r.at(type);
+    const to = t.object(o[type] ?? {}, ["approvals", "expires_after"]);
+    const b = base?.[type] ?? DEFAULT_VERDICTS[type];
+    const approvals = t.at("approvals").integer(to.approvals ?? b.approvals, 1, 100);
+    const e = t.at("expires_after");
+    const text = e.string(to.expires_after ?? b.expires_after, { nonEmpty: true });
+    const ms =
+      parseDuration(text) ??
+      e.fail(`${JSON.stringify(text)} is not a duration (a whole number and ms, s, m or h, e.g. 500ms, 30s, 15m, 24h)`);
+    if (ms < MIN_EXPIRY_MS || ms > MAX_EXPIRY_MS) e.fail(`must be between ${formatDuration(MIN_EXPIRY_MS)} and ${formatDuration(MAX_EXPIRY_MS)}`);
+    return { approvals, expires_after: formatDuration(ms) };
+  };
+  return { human_approve: read("human_approve"), defer: read("defer"), escalate: read("escalate") };
+}
+
 /**
  * Validates a policy document, fills in what it leaves out and computes its version. With `base`
  * (policy files get the `default` policy, SPEC section 4), every section and field left out takes
@@ -281,8 +264,8 @@ export function parsePolicy(name: string, document: Json, base?: PolicyDocument)
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
     throw new PolicyError(`policy name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-'`);
   }
-  const r = new Reader("");
-  const o = r.object(document, ["reviewers", "veto_confidence", "cautious_review", "decision"]);
+  const r = policyReader();
+  const o = r.object(document, ["reviewers", "veto_confidence", "cautious_review", "decision", "verdicts"]);
   const reviewers = r.at("reviewers").list(o.reviewers ?? base?.reviewers, (ri, v) => readReviewer(ri, v, base));
   if (reviewers.length === 0) r.at("reviewers").fail("must name at least one reviewer");
   const seen = new Set<string>();
@@ -299,9 +282,10 @@ export function parsePolicy(name: string, document: Json, base?: PolicyDocument)
     cautious_review: {
       risk_in: c.at("risk_in").list(co.risk_in ?? bc?.risk_in ?? ["critical"], (ri, v) => ri.oneOf(v, RISK_LEVELS)),
       tolerance_below: c.at("tolerance_below").number(co.tolerance_below ?? bc?.tolerance_below ?? 0.3, 0, 1),
-      concern: c.at("concern").template(co.concern ?? bc?.concern ?? "Critical risk requires additional review"),
+      concern: readTemplate(c.at("concern"), co.concern ?? bc?.concern ?? "Critical risk requires additional review"),
     },
     decision: readDecisionRules(r.at("decision"), o.decision ?? {}, base?.decision),
+    verdicts: readVerdicts(r.at("verdicts"), o.verdicts ?? {}, base?.verdicts),
   };
   return { ...parsed, name, version: `${name}@${policyDigest(parsed).slice(0, 12)}` };
 }

@@ -2,6 +2,7 @@
  * The two built-in policies. `seed` is SPEC section 3 exactly, as the original Python module
  * behaves; `default` is the same council with the two fixes of SPEC section 4.
  */
+import { DEFAULT_VERDICTS } from "./lifecycle.js";
 import { parsePolicy, type Policy, type PolicyDocument } from "./policy.js";
 
 const SEED_DOCUMENT: PolicyDocument = {
@@ -119,6 +120,7 @@ const SEED_DOCUMENT: PolicyDocument = {
     },
     human_approve_min: 3,
   },
+  verdicts: structuredClone(DEFAULT_VERDICTS),
 };
 
 const DEFAULT_DOCUMENT: PolicyDocument = {

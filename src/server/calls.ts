@@ -12,11 +12,14 @@
 import { constants as http2, type ServerHttp2Stream } from "node:http2";
 import {
   status,
+  type Metadata,
   type handleServerStreamingCall,
   type handleUnaryCall,
   type ServerUnaryCall,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
+import { ResourceExhaustedError } from "../domain/errors.js";
+import { LIMITS } from "../domain/limits.js";
 import type { Principal } from "../domain/principal.js";
 import type { Logger } from "../log.js";
 import type { Authenticator } from "./auth/authenticator.js";
@@ -25,7 +28,7 @@ import type { ReviewRateLimiter } from "./auth/rate_limit.js";
 import { authorize } from "./auth/roles.js";
 import type { Metrics } from "./metrics.js";
 import { serviceError, toGrpcError, type GrpcError } from "./status.js";
-import { refusalOf } from "./utf8.js";
+import { refusalOf } from "./decode.js";
 
 /** Who may call: how callers are identified, and the review rate per principal. */
 export interface Access {
@@ -36,12 +39,17 @@ export interface Access {
 
 /**
  * What every call needs besides its handler: where it is reported (one log line, the call
- * metrics) and who may make it.
+ * metrics), who may make it, and how long its caller may leave a response unread.
  */
 export interface Telemetry {
   log: Logger;
   metrics: Metrics;
   access: Access;
+  /**
+   * How long a response message may wait for its caller to read it (`COUNCIL_STREAM_WRITE_TIMEOUT_MS`):
+   * after that the caller counts as gone and its stream is reset, freeing what it held.
+   */
+  writeTimeoutMs: number;
 }
 
 /** The methods whose calls count against the per-principal review rate. */
@@ -79,15 +87,24 @@ type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown,
  */
 type AdmittedCall = Pick<AnyCall, "metadata" | "getAuthContext"> & { request?: unknown };
 
-function requestIdOf(call: AnyCall, ctx: Partial<CallContext>) {
-  return ctx.requestId || (call.metadata.get("x-request-id")[0] as string | undefined) || undefined;
+/**
+ * The request id of the log line: the request's `request_id`, else the `x-request-id` header. The
+ * header has no limit of its own (Node takes up to about 64 KB of headers), so a longer one is cut
+ * to the `request_id` limit: a 60 KB header made a 60 KB log line on every call.
+ */
+function requestIdOf(call: { metadata: Metadata }, ctx: Partial<CallContext>) {
+  if (ctx.requestId) return ctx.requestId;
+  const header = call.metadata.get("x-request-id")[0];
+  if (typeof header !== "string" || header === "") return undefined;
+  return header.length <= LIMITS.requestIdBytes ? header : `${header.slice(0, LIMITS.requestIdBytes)}…(cut from ${header.length})`;
 }
 
 /**
  * Lets a call in, or throws the status it gets, in this order: the caller is authenticated
  * (UNAUTHENTICATED, one message whatever was wrong), holds a role the method needs
  * (PERMISSION_DENIED naming it), is within its review rate (RESOURCE_EXHAUSTED), and only then is
- * the request itself looked at (a string that is not valid UTF-8: INVALID_ARGUMENT). So a caller
+ * the request itself looked at (one refused while it was decoded, decode.ts: a string past its
+ * limit or not valid UTF-8, a list too long, bytes that are not protobuf: INVALID_ARGUMENT). So a caller
  * without the role learns nothing about what a request would have done. Sets `ctx.principal` as
  * soon as it is known, for the log line.
  */
@@ -99,7 +116,7 @@ async function admit(access: Access, method: string, call: AdmittedCall, ctx: Pa
   if (refused) throw refused;
 }
 
-function finish(t: Telemetry, method: string, started: number, ctx: Partial<CallContext>, call: AnyCall, err?: unknown) {
+function finish(t: Telemetry, method: string, started: number, ctx: Partial<CallContext>, call: { metadata: Metadata }, err?: unknown) {
   const seconds = (performance.now() - started) / 1000;
   const durationMs = Math.round(seconds * 1_000_000) / 1000;
   const requestId = requestIdOf(call, ctx);
@@ -120,6 +137,30 @@ function finish(t: Telemetry, method: string, started: number, ctx: Partial<Call
   return mapped;
 }
 
+/**
+ * The status of a call whose request was refused while it was decoded (decode.ts), answered as
+ * soon as the request arrives and without its handler (call_bounds.ts): `admit` runs as for any
+ * call, so a caller without the role is told only that, and the refusal comes last. Logged and
+ * counted like any call.
+ */
+export async function refuseEarly(t: Telemetry, method: string, call: AdmittedCall & { metadata: Metadata }): Promise<GrpcError> {
+  const started = performance.now();
+  const ctx: Partial<CallContext> = {};
+  try {
+    await admit(t.access, method, call, ctx);
+  } catch (err) {
+    return finish(t, method, started, ctx, call, err)!;
+  }
+  // Only reached if `call.request` was not a refusal after all.
+  return finish(t, method, started, ctx, call, new Error(`refuseEarly called for ${method} with a request that was not refused`))!;
+}
+
+/** Reports, as its log line and metrics, a call ended by call_bounds.ts before its handler ran. */
+export function reportEarly(t: Telemetry, method: string, metadata: Metadata, error: GrpcError): void {
+  t.metrics.calls.inc({ method, code: status[error.code] });
+  t.log.info({ method, status: status[error.code], requestId: requestIdOf({ metadata }, {}), principal: null, details: error.details }, "call");
+}
+
 export function unary<Req, Res>(
   t: Telemetry,
   method: string,
@@ -135,6 +176,8 @@ export function unary<Req, Res>(
         (response) => {
           finish(t, method, started, ctx, any);
           callback(null, response);
+          // A caller that does not read would hold the response (up to 4 MiB) for as long as it stays.
+          resetIfStillOpen(any, http2.NGHTTP2_ENHANCE_YOUR_CALM, t.writeTimeoutMs);
         },
         (err: unknown) => {
           const mapped = finish(t, method, started, ctx, any, err)!;
@@ -144,29 +187,51 @@ export function unary<Req, Res>(
   });
 }
 
-/** Writes to a server stream with backpressure; once the caller has gone, writes are dropped. */
+/**
+ * Writes to a server stream with backpressure; once the caller has gone, writes are dropped. A
+ * caller that reads nothing for `timeoutMs` while a write waits for room counts as gone: its
+ * stream is reset (the HTTP/2 code gRPC clients read as RESOURCE_EXHAUSTED), which frees the
+ * messages it held, and the handler goes on without it (a review still stores its decision).
+ */
 export class StreamWriter<Res> {
-  constructor(private readonly call: ServerWritableStream<unknown, Res>) {}
+  private stalledFor: number | undefined;
+
+  constructor(
+    private readonly call: ServerWritableStream<unknown, Res>,
+    private readonly timeoutMs: number,
+  ) {}
 
   get gone(): boolean {
-    return this.call.cancelled || this.call.destroyed || this.call.writableEnded;
+    return this.stalledFor !== undefined || this.call.cancelled || this.call.destroyed || this.call.writableEnded;
   }
 
-  /** Resolves once the message is handed to the transport and the buffer has room again. */
+  /** Set once the caller was dropped for not reading: why, for the call's log line. */
+  get stalled(): ResourceExhaustedError | undefined {
+    return this.stalledFor === undefined ? undefined : new ResourceExhaustedError(`the caller read nothing for ${this.stalledFor} ms`);
+  }
+
+  /** Resolves once the message is handed to the transport and the buffer has room again (or the caller is gone). */
   async write(message: Res): Promise<void> {
     if (this.gone) return;
     if (this.call.write(message)) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        this.call.off("drain", done);
-        this.call.off("cancelled", done);
-        this.call.off("close", done);
-        resolve();
+    const drained = await new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.call.off("drain", onDrain);
+        this.call.off("cancelled", onDrain);
+        this.call.off("close", onDrain);
+        resolve(ok);
       };
-      this.call.on("drain", done);
-      this.call.on("cancelled", done);
-      this.call.on("close", done);
+      const onDrain = () => done(true);
+      const timer = setTimeout(() => done(false), this.timeoutMs);
+      this.call.on("drain", onDrain);
+      this.call.on("cancelled", onDrain);
+      this.call.on("close", onDrain);
     });
+    if (!drained && !this.gone) {
+      this.stalledFor = this.timeoutMs;
+      resetNow(this.call as ServerWritableStream<unknown, unknown>, http2.NGHTTP2_ENHANCE_YOUR_CALM);
+    }
   }
 }
 
@@ -179,16 +244,20 @@ export function serverStream<Req, Res>(
     const started = performance.now();
     const ctx: Partial<CallContext> = {};
     const any = call as ServerWritableStream<unknown, unknown>;
-    const out = new StreamWriter<Res>(call as ServerWritableStream<unknown, Res>);
+    const out = new StreamWriter<Res>(call as ServerWritableStream<unknown, Res>, t.writeTimeoutMs);
     admit(t.access, method, any, ctx)
       .then(() => fn(call.request, out, ctx as CallContext, call))
       .then(
         () => {
-          finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : undefined);
-          if (!out.gone) call.end();
+          finish(t, method, started, ctx, any, out.stalled ?? (call.cancelled ? CANCELLED : undefined));
+          if (out.gone) return;
+          call.end();
+          // The trailers leave only after every message before them: a caller that stops reading
+          // now would hold them, and the messages, for as long as it stays.
+          resetIfStillOpen(any, http2.NGHTTP2_ENHANCE_YOUR_CALM, t.writeTimeoutMs);
         },
         (err: unknown) => {
-          const mapped = finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : err);
+          const mapped = finish(t, method, started, ctx, any, out.stalled ?? (call.cancelled ? CANCELLED : err));
           if (mapped && !out.gone) endWithStatus(any, mapped);
         },
       );
@@ -205,25 +274,33 @@ const RESET_CODES: Partial<Record<status, number>> = {
 };
 
 /**
- * The HTTP/2 stream under a grpc-js server call. grpc-js keeps it in a private field of the call
- * at the end of its interceptor chain; it is found by shape, and test/server/limits.test.ts and
- * shutdown.test.ts fail if a grpc-js upgrade moves it.
+ * The HTTP/2 stream under a grpc-js server call (a handler's call, or the intercepting call an
+ * interceptor is given). grpc-js keeps it in a private field of the call at the end of its
+ * interceptor chain; it is found by shape, and test/server/limits.test.ts, shutdown.test.ts and
+ * test/attack/request_memory.test.ts fail if a grpc-js upgrade moves it.
  */
-function http2StreamOf(call: ServerWritableStream<unknown, unknown>): ServerHttp2Stream | undefined {
-  let link: unknown = (call as unknown as { call?: unknown }).call;
+export function http2StreamOf(call: object): ServerHttp2Stream | undefined {
+  let link: unknown = call;
   for (let depth = 0; depth < 16 && typeof link === "object" && link !== null; depth++) {
     const stream = (link as { stream?: Partial<ServerHttp2Stream> }).stream;
     if (stream && typeof stream.close === "function" && "rstCode" in stream) return stream as ServerHttp2Stream;
-    link = (link as { nextCall?: unknown }).nextCall;
+    const next = link as { call?: unknown; nextCall?: unknown };
+    link = next.nextCall ?? next.call;
   }
   return undefined;
+}
+
+/** Resets `call`'s stream with the HTTP/2 code `code` now, if it is still open. */
+function resetNow(call: ServerWritableStream<unknown, unknown>, code: number): void {
+  const stream = http2StreamOf(call);
+  if (stream && !stream.closed && !stream.destroyed) stream.close(code);
 }
 
 /**
  * Resets `call`'s stream with the HTTP/2 code `code` if it is still open after `ms`: its trailers
  * (or the messages before them) did not leave, because its caller stopped reading.
  */
-export function resetIfStillOpen(call: ServerWritableStream<unknown, unknown>, code: number, ms = TRAILERS_TIMEOUT_MS): void {
+export function resetIfStillOpen(call: ServerWritableStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>, code: number, ms = TRAILERS_TIMEOUT_MS): void {
   const stream = http2StreamOf(call);
   if (!stream || stream.closed || stream.destroyed) return;
   const timer = setTimeout(() => {

@@ -8,14 +8,17 @@ import * as wire from "../gen/council/v1/review.js";
 import type { GetSummaryResponse } from "../gen/council/v1/council_service.js";
 import { InvalidArgumentError } from "../domain/errors.js";
 import {
+  DECISION_STATUSES,
   DECISION_TYPES,
   EFFORTS,
   IMPACT_LEVELS,
   OUTCOMES,
   REVIEWER_ROLES,
   RISK_LEVELS,
+  VERDICT_TYPES,
   VOTE_TYPES,
   type Decision,
+  type DecisionStatus,
   type DecisionType,
   type Effort,
   type ImpactLevel,
@@ -26,6 +29,8 @@ import {
   type RiskLevel,
   type Suggestion,
   type Summary,
+  type Verdict,
+  type VerdictType,
   type Vote,
   type VoteType,
 } from "../domain/model.js";
@@ -76,6 +81,14 @@ export const ENUMS = {
   vote: enumNames<VoteType>("VOTE_TYPE", VOTE_TYPES, wire.voteTypeFromJSON, wire.voteTypeToJSON, valuesOf(wire.VoteType)),
   decision: enumNames<DecisionType>("DECISION_TYPE", DECISION_TYPES, wire.decisionTypeFromJSON, wire.decisionTypeToJSON, valuesOf(wire.DecisionType)),
   outcome: enumNames<Outcome>("OUTCOME", OUTCOMES, wire.outcomeFromJSON, wire.outcomeToJSON, valuesOf(wire.Outcome)),
+  status: enumNames<DecisionStatus>(
+    "DECISION_STATUS",
+    DECISION_STATUSES,
+    wire.decisionStatusFromJSON,
+    wire.decisionStatusToJSON,
+    valuesOf(wire.DecisionStatus),
+  ),
+  verdict: enumNames<VerdictType>("VERDICT_TYPE", VERDICT_TYPES, wire.verdictTypeFromJSON, wire.verdictTypeToJSON, valuesOf(wire.VerdictType)),
 } as const;
 
 /** The domain word of a wire enum number: undefined for 0 (UNSPECIFIED); throws for a number outside the enum. */
@@ -117,6 +130,19 @@ export function decisionTypeFromWire(field: string, value: number): DecisionType
 
 export function outcomeFromWire(field: string, value: number): Outcome | undefined {
   return fromWire(field, ENUMS.outcome, value);
+}
+
+export function decisionStatusFromWire(field: string, value: number): DecisionStatus | undefined {
+  return fromWire(field, ENUMS.status, value);
+}
+
+export function verdictTypeFromWire(field: string, value: number): VerdictType | undefined {
+  return fromWire(field, ENUMS.verdict, value);
+}
+
+/** A verdict as the wire shows it: its request_id stays in the store. */
+export function verdictToWire(v: Verdict): wire.Verdict {
+  return { by: v.by, verdict: toWire(ENUMS.verdict, v.verdict), comment: v.comment, givenAt: v.givenAt };
 }
 
 export function suggestionToWire(s: Suggestion): wire.Suggestion {
@@ -167,6 +193,12 @@ export function decisionToWire(d: Decision): wire.Decision {
     requestId: d.requestId,
     submittedBy: d.submittedBy,
     outcomeRecordedBy: d.outcomeRecordedBy,
+    status: toWire(ENUMS.status, d.status),
+    verdicts: d.verdicts.map(verdictToWire),
+    approvalsRequired: d.approvalsRequired,
+    expiresAt: d.expiresAt,
+    supersedes: d.supersedes,
+    supersededBy: d.supersededBy,
   };
 }
 
@@ -198,5 +230,6 @@ export function summaryToWire(s: Summary): GetSummaryResponse {
     outcomes: { ...s.outcomes },
     autoApproved: s.autoApproved,
     learningEntries: s.learningEntries,
+    byStatus: { ...s.byStatus },
   };
 }

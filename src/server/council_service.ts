@@ -3,15 +3,18 @@ import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
 import { decisionBytes, utf8Bytes, voteBytes } from "../domain/limits.js";
-import type { Decision, Vote } from "../domain/model.js";
+import { isFinal, type Decision, type Vote } from "../domain/model.js";
 import type {
+  AwaitDecisionRequest,
+  AwaitDecisionResponse,
   CouncilServiceServer,
   ReviewSuggestionResponse,
   WatchDecisionsRequest,
   WatchDecisionsResponse,
 } from "../gen/council/v1/council_service.js";
-import { serverStream, unary, type Telemetry } from "./calls.js";
+import { serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
 import {
+  decisionStatusFromWire,
   decisionToWire,
   decisionTypeFromWire,
   lessonToWire,
@@ -19,6 +22,7 @@ import {
   profileToWire,
   suggestionFromWire,
   summaryToWire,
+  verdictTypeFromWire,
   voteToWire,
 } from "./convert.js";
 
@@ -28,11 +32,14 @@ export interface CouncilServiceOptions {
    * with RESOURCE_EXHAUSTED. One review's events are always taken when nothing is waiting.
    */
   watchBufferBytes: number;
-  /** How many WatchDecisions streams may be open at once; beyond, a new watch is RESOURCE_EXHAUSTED. */
+  /**
+   * How many WatchDecisions and AwaitDecision streams may be open at once (each holds a store
+   * subscription); beyond, a new one is RESOURCE_EXHAUSTED.
+   */
   maxWatchers: number;
 }
 
-/** Ends every open watch; used at shutdown so that watchers reconnect to another replica. */
+/** Ends every open watch and await; used at shutdown so that callers reconnect to another replica. */
 export type CloseWatches = () => void;
 
 function voteEvent(vote: Vote, decisionId: string, suggestionId: string): ReviewSuggestionResponse {
@@ -83,7 +90,7 @@ export function councilService(
       ctx.requestId = req.requestId || undefined;
       const suggestion = suggestionFromWire(req.suggestion);
       const { decision, replayed, stored } = await council.review(
-        { suggestion, requestId: req.requestId, dryRun: req.dryRun, principal: ctx.principal },
+        { suggestion, requestId: req.requestId, dryRun: req.dryRun, principal: ctx.principal, supersedes: req.supersedes },
         (vote, decisionId) => out.write(voteEvent(vote, decisionId, suggestion.id)),
       );
       t.metrics.reviews.inc({ result: stored ? "stored" : replayed ? "replayed" : "dry_run" });
@@ -97,7 +104,12 @@ export function councilService(
 
     listDecisions: unary(t, "ListDecisions", async (req) => {
       const page = await council.listDecisions(
-        { decisionType: decisionTypeFromWire("decision_type", req.decisionType), suggestionId: req.suggestionId },
+        {
+          decisionType: decisionTypeFromWire("decision_type", req.decisionType),
+          suggestionId: req.suggestionId,
+          status: decisionStatusFromWire("status", req.status),
+          oldestFirst: req.oldestFirst,
+        },
         req.pageSize,
         req.pageToken,
       );
@@ -128,7 +140,7 @@ export function councilService(
       watching++;
       t.metrics.watchers.inc();
       try {
-        await watch(council, req, call, options.watchBufferBytes, watches);
+        await watch(council, req, call, { boundBytes: options.watchBufferBytes, writeTimeoutMs: t.writeTimeoutMs }, watches);
       } finally {
         watching--;
         t.metrics.watchers.dec();
@@ -139,6 +151,31 @@ export function councilService(
       reviewers: council.reviewers().map(profileToWire),
       policyVersion: council.policy.version,
     })),
+
+    resolveDecision: unary(t, "ResolveDecision", async (req, ctx) => {
+      ctx.requestId = req.requestId || undefined;
+      const decision = await council.resolve({
+        decisionId: req.decisionId,
+        verdict: verdictTypeFromWire("verdict", req.verdict),
+        comment: req.comment,
+        requestId: req.requestId,
+        principal: ctx.principal,
+      });
+      return { decision: decisionToWire(decision) };
+    }),
+
+    awaitDecision: serverStream(t, "AwaitDecision", async (req, out, _ctx, call) => {
+      // An await holds a subscription to the store like a watch, so it counts against the same limit.
+      if (watching >= options.maxWatchers) {
+        throw new ResourceExhaustedError(`this server already has ${options.maxWatchers} watches and awaits open, its limit; await again later`);
+      }
+      watching++;
+      try {
+        await awaitDecision(council, req, out, call, watches);
+      } finally {
+        watching--;
+      }
+    }),
   };
 
   const closeWatches = () => {
@@ -150,16 +187,18 @@ export function councilService(
 /**
  * Streams each review stored from now on until the caller cancels. Events wait in a queue while
  * the caller is slow, and are written one at a time, the next once the last has been sent; past
- * `boundBytes` waiting or being sent, the watch ends with RESOURCE_EXHAUSTED (calls.ts resets a
- * stream that is stuck on a message, so the memory it holds is freed at once).
+ * `boundBytes` waiting or being sent, or when one message has not left within `writeTimeoutMs`
+ * (the caller reads nothing), the watch ends with RESOURCE_EXHAUSTED (calls.ts resets a stream
+ * that is stuck on a message, so the memory it holds is freed at once).
  */
 function watch(
   council: Council,
   req: WatchDecisionsRequest,
   call: ServerWritableStream<WatchDecisionsRequest, WatchDecisionsResponse>,
-  boundBytes: number,
+  bounds: { boundBytes: number; writeTimeoutMs: number },
   watches: Set<(err: Error) => void>,
 ): Promise<void> {
+  const { boundBytes, writeTimeoutMs } = bounds;
   const decisionType = decisionTypeFromWire("decision_type", req.decisionType);
   return new Promise<void>((resolve, reject) => {
     const queue: WatchEvent[] = [];
@@ -167,10 +206,12 @@ function watch(
     let backlog = 0;
     let writing = false;
     let finished = false;
+    let stalled: NodeJS.Timeout | undefined;
 
     const finish = (err?: Error) => {
       if (finished) return;
       finished = true;
+      clearTimeout(stalled);
       unsubscribe();
       watches.delete(finish);
       call.off("cancelled", onCancel);
@@ -185,35 +226,89 @@ function watch(
       const next = queue.shift();
       if (!next) return;
       writing = true;
+      stalled = setTimeout(() => finish(new ResourceExhaustedError(`the watcher read nothing for ${writeTimeoutMs} ms; watch again`)), writeTimeoutMs);
       // The callback runs once the message has left (HTTP/2 flow control let it go), or the call is gone.
       call.write(next.message, () => {
+        clearTimeout(stalled);
         writing = false;
         backlog -= next.bytes;
         pump();
       });
     };
 
+    const take = (events: WatchEvent[]) => {
+      if (finished) return;
+      const bytes = events.reduce((sum, e) => sum + e.bytes, 0);
+      // A watcher that keeps up is never ended by one large review: it is taken when nothing waits.
+      if (backlog > 0 && backlog + bytes > boundBytes) {
+        finish(new ResourceExhaustedError(`the watcher fell more than ${boundBytes} bytes behind; watch again`));
+        return;
+      }
+      queue.push(...events);
+      backlog += bytes;
+      pump();
+    };
+
     const unsubscribe = council.watch(
       decisionType,
-      (d) => {
-        if (finished) return;
-        const events = reviewEvents(d, req.includeVotes);
-        const bytes = events.reduce((sum, e) => sum + e.bytes, 0);
-        // A watcher that keeps up is never ended by one large review: it is taken when nothing waits.
-        if (backlog > 0 && backlog + bytes > boundBytes) {
-          finish(new ResourceExhaustedError(`the watcher fell more than ${boundBytes} bytes behind; watch again`));
-          return;
-        }
-        queue.push(...events);
-        backlog += bytes;
-        pump();
-      },
+      (d) => take(reviewEvents(d, req.includeVotes)),
       (err) => finish(err),
       // Response headers tell the client that the watch is live: every review stored from now on is sent.
       () => {
         if (!finished) call.sendMetadata(new Metadata());
       },
+      // A change to a stored decision is sent as the decision again, without its votes.
+      req.includeUpdates ? (d) => take(reviewEvents(d, false)) : undefined,
     );
+    watches.add(finish);
+    call.on("cancelled", onCancel);
+    if (call.cancelled) finish();
+  });
+}
+
+/**
+ * Streams the states of one decision (AwaitDecision): the current one at once, then one per change,
+ * and ends OK after a final status. Each state is written once the previous one has left (at most
+ * a hundred or so states ever exist: one per verdict, and the final one). Ends early, without
+ * error, when the caller cancels or its deadline passes; with UNAVAILABLE at shutdown.
+ */
+function awaitDecision(
+  council: Council,
+  req: AwaitDecisionRequest,
+  out: StreamWriter<AwaitDecisionResponse>,
+  call: ServerWritableStream<AwaitDecisionRequest, AwaitDecisionResponse>,
+  watches: Set<(err: Error) => void>,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let finished = false;
+    let sent = Promise.resolve();
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      stop();
+      watches.delete(finish);
+      call.off("cancelled", onCancel);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onCancel = () => finish();
+    const stop = council.await(req.decisionId, {
+      onDecision: (d) => {
+        const message = { decision: decisionToWire(d) };
+        const final = isFinal(d.status);
+        sent = sent
+          .then(async () => {
+            if (finished) return;
+            await out.write(message);
+            if (final) finish();
+          })
+          .catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+      },
+      onError: (err) => {
+        // After what was already queued, so that the states before the error reach the caller.
+        sent = sent.then(() => finish(err));
+      },
+    });
     watches.add(finish);
     call.on("cancelled", onCancel);
     if (call.cancelled) finish();

@@ -4,9 +4,10 @@
  * wrappers (calls.ts); health and reflection are open to any caller that completes the handshake.
  */
 import { readFileSync } from "node:fs";
+import type { Server as NetServer } from "node:net";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { LIMITS } from "../domain/limits.js";
 import { CouncilServiceService } from "../gen/council/v1/council_service.js";
@@ -18,12 +19,13 @@ import type { Store } from "../store/store.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { ReviewRateLimiter } from "./auth/rate_limit.js";
 import type { TlsFiles } from "./auth/tls.js";
-import { admits } from "./calls.js";
+import { CallMemory, callBounds } from "./call_bounds.js";
+import { admits, http2StreamOf, refuseEarly, reportEarly, type Telemetry } from "./calls.js";
 import { councilService } from "./council_service.js";
+import { largestRequest, refusalOf, strictService } from "./decode.js";
 import { Health } from "./health.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { DESCRIPTOR_SET_URL, DescriptorIndex, reflectionHandler } from "./reflection.js";
-import { strictUtf8Service } from "./utf8.js";
 
 export const COUNCIL_SERVICE = "council.v1.CouncilService";
 const SERVED = [COUNCIL_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
@@ -38,8 +40,21 @@ export interface ServerOptions {
   watchBufferBytes?: number;
   /** WatchDecisions streams open at once on this server; beyond: RESOURCE_EXHAUSTED (default 1000). */
   maxWatchers?: number;
-  /** Concurrent streams a client may open on one connection (default 1000). */
+  /** Concurrent streams a client may open on one connection (default 100). */
   maxStreamsPerConnection?: number;
+  /** Connections open at once on each listening socket; beyond, new ones are closed as they come (default 1000). */
+  maxConnections?: number;
+  /**
+   * Bytes that calls may hold at once (requests, responses waiting to be sent; see
+   * call_bounds.ts); beyond, the call that would pass it is RESOURCE_EXHAUSTED (default 256 MiB).
+   */
+  callMemoryBytes?: number;
+  /** How long a call's request may take to arrive in full; beyond: DEADLINE_EXCEEDED (default 30 s). */
+  requestReceiveTimeoutMs?: number;
+  /** How long a response may wait for its caller to read it; beyond, the stream is reset (default 30 s). */
+  streamWriteTimeoutMs?: number;
+  /** How long a connection with no call open is kept before it is closed (GOAWAY; default 5 min). */
+  connectionIdleMs?: number;
   /** host:port for Prometheus metrics at GET /metrics (plain HTTP, always); undefined: not served. */
   metricsAddr?: string;
   /**
@@ -57,12 +72,43 @@ export interface ServerOptions {
   reviewRate?: number;
 }
 
-/** Defaults of the server's bounds; src/config.ts exposes the first two. */
+/** Defaults of the server's bounds; src/config.ts exposes all but the streams per connection. */
 export const DEFAULTS = {
   watchBufferBytes: 4 * 1024 * 1024,
   maxWatchers: 1000,
-  maxStreamsPerConnection: 1000,
+  /**
+   * RFC 9113 recommends no fewer than 100. It bounds what one connection can hold open, and so
+   * what a connection that never reads can pin; a client that keeps more watches than this open
+   * at once needs more than one connection (grpc-js and grpc-go queue the calls past it).
+   */
+  maxStreamsPerConnection: 100,
+  maxConnections: 1000,
+  callMemoryBytes: 256 * 1024 * 1024,
+  requestReceiveTimeoutMs: 30_000,
+  streamWriteTimeoutMs: 30_000,
+  /**
+   * Connections count against COUNCIL_MAX_CONNECTIONS: one left open with no call for this long is
+   * closed (a GOAWAY, after which gRPC clients reconnect on their next call), so that clients that
+   * went away without closing do not hold the slots for good.
+   */
+  connectionIdleMs: 5 * 60_000,
 } as const;
+
+/**
+ * The server pings each connection this often (and closes it when no answer comes within
+ * KEEPALIVE_TIMEOUT_MS): a client that vanished (a crashed host, a cut network) leaves no call and
+ * no connection slot held behind it. gRPC clients answer pings on their own.
+ */
+const KEEPALIVE_MS = 2 * 60_000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
+
+/**
+ * The most memory, in MB, HTTP/2 may account to one connection (headers, streams, frames and
+ * response data queued to be sent) before it refuses new streams on it (ENHANCE_YOUR_CALM, read
+ * as RESOURCE_EXHAUSTED) until some of that is sent: so a client that stops reading cannot open
+ * more calls on that connection. grpc-js sets no limit unless told; Node's own default is 10.
+ */
+const SESSION_MEMORY_MB = 32;
 
 export class CouncilServer {
   private shuttingDown = false;
@@ -98,32 +144,63 @@ export class CouncilServer {
       throw new Error("an authenticator that names callers by their certificates needs mTLS (a client CA)");
     }
     const reviewRate = options.reviewRate === undefined ? undefined : new ReviewRateLimiter({ perSecond: options.reviewRate });
+    const descriptors = readFileSync(DESCRIPTOR_SET_URL);
+    const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, descriptors));
+    const metrics = new Metrics(options.metricsAddr !== undefined);
+    const memory = new CallMemory(options.callMemoryBytes ?? DEFAULTS.callMemoryBytes);
+    metrics.observe({ reviewsInFlight: () => council.reviewsInFlight, storeHealthy: () => store.isHealthy(), callMemoryBytes: () => memory.usedBytes });
+    const telemetry: Telemetry = {
+      log,
+      metrics,
+      access: { authenticator, ...(reviewRate ? { reviewRate } : {}) },
+      writeTimeoutMs: options.streamWriteTimeoutMs ?? DEFAULTS.streamWriteTimeoutMs,
+    };
+    const councilPath = (name: string) => `/${COUNCIL_SERVICE}/${name}`;
+    const methodOf = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+    const maxRequestBytes = largestRequest(registry, COUNCIL_SERVICE);
     const server = new Server({
-      "grpc.max_receive_message_length": LIMITS.messageBytes,
+      // Nothing larger than the largest valid request (every field at its limit) is read at all.
+      "grpc.max_receive_message_length": maxRequestBytes,
       // Every response is bounded too (listings end a page early rather than pass pageBytes).
       "grpc.max_send_message_length": LIMITS.messageBytes,
       // grpc-js advertises no limit by default: one connection could open streams without end.
       "grpc.max_concurrent_streams": options.maxStreamsPerConnection ?? DEFAULTS.maxStreamsPerConnection,
+      "grpc-node.max_session_memory": SESSION_MEMORY_MB,
+      "grpc.max_connection_idle_ms": options.connectionIdleMs ?? DEFAULTS.connectionIdleMs,
+      "grpc.keepalive_time_ms": KEEPALIVE_MS,
+      "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+      interceptors: [
+        callBounds(
+          {
+            memory,
+            requestTimeoutMs: options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs,
+            maxRequestBytes,
+            uncountedResponses: new Set([councilPath("WatchDecisions"), "/grpc.health.v1.Health/Watch"]),
+            strictMethods: new Set(Object.values(CouncilServiceService).map((m) => m.path)),
+            isRefusal: (request) => refusalOf(request) !== undefined,
+            refuse: (path, call) => refuseEarly(telemetry, methodOf(path), call),
+            report: (path, metadata, error, phase) => {
+              // Health and reflection calls are not logged or counted when they succeed either.
+              if (!path.startsWith(`/${COUNCIL_SERVICE}/`)) return;
+              if (phase === "request") reportEarly(telemetry, methodOf(path), metadata, error);
+              else log.info({ method: methodOf(path), status: status[error.code], details: error.details }, "response dropped");
+            },
+          },
+          http2StreamOf,
+        ),
+      ],
     });
-    const metrics = new Metrics(options.metricsAddr !== undefined);
-    metrics.observe({ reviewsInFlight: () => council.reviewsInFlight, storeHealthy: () => store.isHealthy() });
-    const service = councilService(
-      council,
-      { log, metrics, access: { authenticator, ...(reviewRate ? { reviewRate } : {}) } },
-      {
-        watchBufferBytes: options.watchBufferBytes ?? DEFAULTS.watchBufferBytes,
-        maxWatchers: options.maxWatchers ?? DEFAULTS.maxWatchers,
-      },
-    );
-    const descriptors = readFileSync(DESCRIPTOR_SET_URL);
-    const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, descriptors));
+    const service = councilService(council, telemetry, {
+      watchBufferBytes: options.watchBufferBytes ?? DEFAULTS.watchBufferBytes,
+      maxWatchers: options.maxWatchers ?? DEFAULTS.maxWatchers,
+    });
     // Every CouncilService method must authenticate and authorize through calls.ts: one that was
     // built some other way would be open to anyone, so the server does not start.
     for (const [name, method] of Object.entries(CouncilServiceService)) {
       const handler = (service.implementation as unknown as Record<string, unknown>)[name];
       if (!admits(handler)) throw new Error(`CouncilService method ${method.path} is not built by the call wrappers (calls.ts)`);
     }
-    server.addService(strictUtf8Service(CouncilServiceService, registry, COUNCIL_SERVICE), service.implementation);
+    server.addService(strictService(CouncilServiceService, registry, COUNCIL_SERVICE), service.implementation);
 
     const health = new Health([COUNCIL_SERVICE]);
     server.addService(HealthService, health.implementation);
@@ -139,6 +216,13 @@ export class CouncilServer {
         server.bindAsync(options.addr, credentials, (err, p) => (err ? reject(err) : resolve(p))),
       );
     } catch (err) {
+      closeAccess();
+      throw err;
+    }
+    try {
+      capConnections(server, options.maxConnections ?? DEFAULTS.maxConnections);
+    } catch (err) {
+      server.forceShutdown();
       closeAccess();
       throw err;
     }
@@ -188,4 +272,16 @@ export class CouncilServer {
     this.closeAccess();
     await this.metricsServer?.close();
   }
+}
+
+/**
+ * Caps the connections of each socket `server` listens on (net.Server `maxConnections`: one past
+ * the cap is closed as it is accepted, before TLS or HTTP/2 cost anything). grpc-js exposes no such
+ * option, and keeps its listening servers in a private field: a grpc-js upgrade that moves it
+ * stops the server at start-up here, and test/attack/connections.test.ts checks the cap holds.
+ */
+function capConnections(server: Server, maxConnections: number): void {
+  const listening = (server as unknown as { http2Servers?: Map<NetServer, unknown> }).http2Servers;
+  if (!(listening instanceof Map) || listening.size === 0) throw new Error("grpc-js moved its listening servers: cannot cap connections");
+  for (const listener of listening.keys()) listener.maxConnections = maxConnections;
 }

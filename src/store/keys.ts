@@ -21,12 +21,25 @@
  *   council:{b7}:ix:t:<decision type>          the same, one decision type
  *   council:{b7}:ix:s:<suggestion id>          the same, one suggestion
  *   council:{b7}:ix:ts:<type>:<suggestion id>  the same, both
+ *   council:{b7}:ix:st:<status>                the same, decisions in one status now (SPEC §9)
+ *   council:{b7}:ix:stt:<status>:<type>        … and one decision type
+ *   council:{b7}:ix:sts:<status>:<suggestion id>  … and one suggestion
+ *   council:{b7}:ix:stts:<status>:<type>:<suggestion id>  … and both
+ *   council:{b7}:exp                           zset: pending decisions that expire, score expires_at
+ *                                                in ms, member the decision id (swept by every
+ *                                                replica: redis.ts `expireDue`)
  *   council:{b7}:counts                        hash: total, type:<t>, outcome:<o|pending>,
- *                                                auto_approved, lessons, last_us, sync (touched
- *                                                before each WAIT: redis.ts `write`)
+ *                                                status:<s>, auto_approved, lessons, updates,
+ *                                                last_us, st_cursor (how far the status backfill
+ *                                                read ix:all), sync (touched before each WAIT:
+ *                                                redis.ts `write`)
  *   council:{b7}:lessons                       zset, score 0, members `<order>:<decision id>:<12-digit n>`
  *   council:{b7}:lesson                        hash: lessons member -> lesson JSON
  *   council:{b7}:events                        stream (capped): one entry per stored review
+ *   council:{b7}:updates                       stream (capped): one entry per change to a stored
+ *                                                decision (verdict, status, outcome); apart from
+ *                                                `events` so that readers of layout 1 never meet
+ *                                                an entry they cannot sequence
  *
  * `<order>` is `<15-digit ms>.<3-digit µs>` of the Redis server's TIME when the script stored the
  * entry, made strictly increasing per bucket (`last_us`): the one clock that orders listings,
@@ -44,7 +57,7 @@
  * already lands in range, else the first `b<i>.<k>` that does (a pure function of i and n).
  */
 import { createHash } from "node:crypto";
-import type { DecisionType } from "../domain/model.js";
+import type { DecisionStatus, DecisionType } from "../domain/model.js";
 import { ANONYMOUS_NAME } from "../domain/principal.js";
 
 export const DEFAULT_BUCKETS = 16;
@@ -96,13 +109,25 @@ const scoped = (principal: string, requestId: string) => `${Buffer.byteLength(pr
 export const metaKey = (prefix: string) => `${prefix}meta`;
 
 /**
- * The layout this code reads and writes; a keyspace recording another one is refused at start.
- * Principals added keys (`preq`, `poreq`) and decision fields (`submitted_by`, `outcome_by`,
- * `outcome_by_op`) within layout 1: the code before them reads everything it knows of a keyspace
- * written since (so replicas can be upgraded one at a time), and this code reads what was written
- * before them as `anonymous`'s (redis_codec.ts).
+ * The layout this code writes. Principals added keys (`preq`, `poreq`) and decision fields
+ * (`submitted_by`, `outcome_by`, `outcome_by_op`) within layout 1: the code before them reads
+ * everything it knows of a keyspace written since, and this code reads what was written before them
+ * as `anonymous`'s (redis_codec.ts).
+ *
+ * Layout 2 (human verdicts, SPEC §9): every decision has a status, is in the status indexes and is
+ * counted in `status:<s>`. A keyspace of layout 1 is brought to layout 2 at open (redis.ts
+ * `backfillStatus`: the decisions stored before get their status, indexes and counters, chunk by
+ * chunk, idempotently), and only then is `meta.layout` set to "2". Code that does not keep statuses
+ * must not write to such a keyspace, so the versions before refuse to start on it; replicas of them
+ * still running keep working, and what they store is indexed by the sweepers of this code.
  */
-export const LAYOUT = "1";
+export const LAYOUT = "2";
+
+/** The layouts this code opens: its own, and layout 1, which it upgrades. */
+export const READABLE_LAYOUTS: readonly string[] = ["1", LAYOUT];
+
+/** The layout of a keyspace whose meta has none (made before layouts were recorded). */
+export const UNRECORDED_LAYOUT = "1";
 
 /** An index member: `<15-digit ms>[.<3-digit µs>]:<decision id>` (the optional part since the store orders). */
 export const INDEX_MEMBER = /^\d{15}(?:\.\d{3})?:\S{1,300}$/;
@@ -116,6 +141,7 @@ export const memberDecisionId = (member: string): string => member.slice(member.
 export interface IndexFilter {
   decisionType?: DecisionType;
   suggestionId?: string;
+  status?: DecisionStatus;
 }
 
 /** The keys of one keyspace: a prefix and a fixed number of buckets. */
@@ -160,12 +186,40 @@ export class Keyspace {
     return `${this.in(bucket)}preq:${scoped(submittedBy, requestId)}`;
   }
 
+  /**
+   * The index a listing with `filter` reads. Each of the eight combinations has its own sorted
+   * set, so that every listing is paged by Redis, never filtered or sorted in memory.
+   */
   index(bucket: number, filter: IndexFilter): string {
-    const { decisionType: t, suggestionId: s } = filter;
+    const { decisionType: t, suggestionId: s, status: st } = filter;
+    if (st !== undefined) {
+      if (t !== undefined && s !== undefined) return `${this.in(bucket)}ix:stts:${st}:${t}:${s}`;
+      if (t !== undefined) return `${this.in(bucket)}ix:stt:${st}:${t}`;
+      if (s !== undefined) return `${this.in(bucket)}ix:sts:${st}:${s}`;
+      return `${this.in(bucket)}ix:st:${st}`;
+    }
     if (t !== undefined && s !== undefined) return `${this.in(bucket)}ix:ts:${t}:${s}`;
     if (t !== undefined) return `${this.in(bucket)}ix:t:${t}`;
     if (s !== undefined) return `${this.in(bucket)}ix:s:${s}`;
     return `${this.in(bucket)}ix:all`;
+  }
+
+  /**
+   * The four status indexes a decision of `type` and `suggestionId` is in while its status is
+   * `status`, in the order the scripts take them (status; and type; and suggestion; and both).
+   */
+  statusIndexes(bucket: number, status: DecisionStatus, type: DecisionType, suggestionId: string): string[] {
+    return [
+      this.index(bucket, { status }),
+      this.index(bucket, { status, decisionType: type }),
+      this.index(bucket, { status, suggestionId }),
+      this.index(bucket, { status, decisionType: type, suggestionId }),
+    ];
+  }
+
+  /** The pending decisions of a bucket that expire, by expires_at. */
+  expiries(bucket: number): string {
+    return `${this.in(bucket)}exp`;
   }
 
   counts(bucket: number): string {
@@ -188,5 +242,10 @@ export class Keyspace {
 
   events(bucket: number): string {
     return `${this.in(bucket)}events`;
+  }
+
+  /** The stream of changes to the bucket's stored decisions (lifecycle and outcome). */
+  updates(bucket: number): string {
+    return `${this.in(bucket)}updates`;
   }
 }

@@ -5,11 +5,14 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { InvalidArgumentError } from "../domain/errors.js";
+import { isDue } from "../domain/lifecycle.js";
 import { decisionBytes, lessonBytes } from "../domain/limits.js";
-import { emptySummary, PENDING, type Decision, type Lesson, type Summary } from "../domain/model.js";
+import { emptySummary, PENDING, type Decision, type DecisionStatus, type Lesson, type Summary } from "../domain/model.js";
 import {
   countWithin,
   type DecisionFilter,
+  type LifecycleChange,
+  type LifecycleResult,
   type OutcomeChange,
   type OutcomeResult,
   type Page,
@@ -27,11 +30,24 @@ class SortedIndex {
     this.keys.splice(this.lowerBound(key), 0, key);
   }
 
+  remove(key: string): void {
+    const at = this.lowerBound(key);
+    if (this.keys[at] === key) this.keys.splice(at, 1);
+  }
+
   /** Up to `limit` keys below `before` (or from the top), descending, and whether more remain. */
   pageBelow(limit: number, before?: string): { keys: string[]; more: boolean } {
     const end = before === undefined ? this.keys.length : this.lowerBound(before);
     const start = Math.max(0, end - limit);
     return { keys: this.keys.slice(start, end).reverse(), more: start > 0 };
+  }
+
+  /** Up to `limit` keys above `after` (or from the bottom), ascending, and whether more remain. */
+  pageAbove(limit: number, after?: string): { keys: string[]; more: boolean } {
+    let start = after === undefined ? 0 : this.lowerBound(after);
+    if (after !== undefined && this.keys[start] === after) start++;
+    const end = Math.min(this.keys.length, start + limit);
+    return { keys: this.keys.slice(start, end), more: end < this.keys.length };
   }
 
   private lowerBound(key: string): number {
@@ -47,6 +63,16 @@ class SortedIndex {
 }
 
 const copy = <T>(value: T): T => structuredClone(value);
+
+export interface MemoryStoreOptions {
+  /** The store's clock, which decides expiry (tests may pass their own). */
+  now?: () => Date;
+  /** How often pending decisions past their expiry are swept (and their events sent); 0: never by timer. */
+  sweepIntervalMs?: number;
+}
+
+/** How often the sweeper looks for pending decisions past their expiry: an expiry is an event within about this. */
+export const SWEEP_INTERVAL_MS = 250;
 
 export class MemoryStore implements Store {
   readonly description = "in-process (not durable: everything is lost at exit)";
@@ -66,6 +92,27 @@ export class MemoryStore implements Store {
   private readonly lessons: Lesson[] = [];
   private readonly events = new EventEmitter().setMaxListeners(0);
   private counts = emptySummary();
+  /** Each decision's revision: bumped by every change after it was stored (store.ts getDecisionForUpdate). */
+  private readonly revisions = new Map<string, number>();
+  /** Each decision's index key, which holds its place in store order whatever its status. */
+  private readonly orderKeys = new Map<string, string>();
+  /**
+   * Pending decisions by expiry, ascending: [expires_at ms, id]. An entry whose decision has left
+   * pending is skipped (and dropped) when the sweep reaches it.
+   */
+  private readonly expiries: Array<[number, string]> = [];
+  private readonly now: () => Date;
+  private readonly sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.now = options.now ?? (() => new Date());
+    const interval = options.sweepIntervalMs ?? SWEEP_INTERVAL_MS;
+    if (interval > 0) {
+      this.sweeper = setInterval(() => void this.expireDue(Number.MAX_SAFE_INTEGER), interval);
+      // The sweeper alone never keeps a process alive; close() stops it.
+      this.sweeper.unref();
+    }
+  }
 
   async saveReview(decision: Decision, fingerprint: string): Promise<SaveResult> {
     if (decision.requestId) {
@@ -76,30 +123,65 @@ export class MemoryStore implements Store {
     }
     const stored = copy(decision);
     this.decisions.set(stored.id, stored);
+    this.revisions.set(stored.id, 1);
     const key = `${String(++this.order).padStart(15, "0")}:${stored.id}`;
+    this.orderKeys.set(stored.id, key);
     for (const name of indexNames(stored)) this.index(name).insert(key);
     this.counts.totalDecisions += 1;
     this.counts.byType[stored.decision] += 1;
     this.counts.outcomes[stored.outcome ?? PENDING] += 1;
+    this.counts.byStatus[stored.status] += 1;
     if (stored.autoFixApproved) this.counts.autoApproved += 1;
+    if (stored.status === "pending" && stored.expiresAt) this.scheduleExpiry(stored.expiresAt.getTime(), stored.id);
     this.events.emit("review", copy(stored));
     return { kind: "stored", decision: copy(stored) };
   }
 
   async findByRequestId(submittedBy: string, requestId: string) {
     const taken = this.byRequest.get(requestKey(submittedBy, requestId));
-    return taken && { decision: copy(this.decisions.get(taken.id)!), fingerprint: taken.fingerprint };
+    return taken && { decision: copy(this.read(taken.id)!), fingerprint: taken.fingerprint };
   }
 
   async getDecision(id: string) {
-    const d = this.decisions.get(id);
+    const d = this.read(id);
     return d && copy(d);
+  }
+
+  async getDecisionForUpdate(id: string) {
+    const d = this.read(id);
+    return d && { decision: copy(d), revision: this.revisions.get(id)! };
+  }
+
+  async updateLifecycle(id: string, expectRevision: number, change: LifecycleChange): Promise<LifecycleResult> {
+    const d = this.decisions.get(id);
+    if (!d) return { kind: "not_found" };
+    if (this.expireIfDue(d)) return { kind: "expired", decision: copy(d) };
+    if (this.revisions.get(id) !== expectRevision) return { kind: "conflict" };
+    this.moveStatus(d, change.status);
+    d.verdicts = copy(change.verdicts);
+    d.supersededBy = change.supersededBy;
+    this.changed(d);
+    return { kind: "applied", decision: copy(d) };
+  }
+
+  async expireDue(limit: number): Promise<number> {
+    const now = this.now().getTime();
+    let expired = 0;
+    while (expired < limit && this.expiries.length > 0 && this.expiries[0]![0] <= now) {
+      const [, id] = this.expiries.shift()!;
+      const d = this.decisions.get(id);
+      if (d && this.expireIfDue(d)) expired++;
+    }
+    return expired;
   }
 
   async listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>> {
     const name = filterIndexName(filter);
-    const { keys, more } = this.index(name).pageBelow(page.limit, checkCursor(page.cursor, INDEX_KEY));
-    const found = keys.map((k) => this.decisions.get(k.slice(k.indexOf(":") + 1))!);
+    const index = this.index(name);
+    const cursor = checkCursor(page.cursor, INDEX_KEY);
+    const { keys, more } = page.oldestFirst ? index.pageAbove(page.limit, cursor) : index.pageBelow(page.limit, cursor);
+    // Each one read as of now (a due one expires here); the page was taken from the indexes before.
+    const found = keys.map((k) => this.read(k.slice(k.indexOf(":") + 1))!);
     // Measured before copying, so that a page of large decisions is never copied whole.
     const n = countWithin(found, decisionBytes, page.maxBytes);
     const items = found.slice(0, n).map(copy);
@@ -113,6 +195,8 @@ export class MemoryStore implements Store {
     if (change.onlyIfSubmittedBy !== undefined && d.submittedBy !== change.onlyIfSubmittedBy) {
       return { kind: "other_submitter", submittedBy: d.submittedBy };
     }
+    this.expireIfDue(d);
+    if (d.status !== "approved") return { kind: "not_approved", status: d.status };
     if (requestId) {
       const key = JSON.stringify([id, recordedBy, requestId]);
       const seen = this.outcomeRequests.get(key);
@@ -129,6 +213,7 @@ export class MemoryStore implements Store {
     // Lessons are kept in the order this store recorded them, like the reviews (never by `at`).
     this.lessons.push({ decisionId: id, outcome, lessons, notes, recordedAt: at, recordedBy });
     this.counts.learningEntries += 1;
+    this.changed(d);
     return { kind: "recorded", decision: copy(d) };
   }
 
@@ -152,15 +237,27 @@ export class MemoryStore implements Store {
     return { items, next: n > 0 && end - n > 0 ? String(end - n) : undefined };
   }
 
-  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
-    // saveReview emits synchronously: a subscriber that threw would fail a review already stored,
-    // and keep the subscribers after it from hearing of it. One that throws is dropped instead,
-    // and told through onError (as a Redis subscription that breaks is).
-    const listener = (decision: Decision) => {
+  subscribe(
+    onReview: (decision: Decision) => void,
+    onError: (err: Error) => void,
+    onLive?: () => void,
+    onUpdate?: (decision: Decision) => void,
+  ): Unsubscribe {
+    // Writes emit synchronously: a subscriber that threw would fail a write already made, and keep
+    // the subscribers after it from hearing of it. One that throws is dropped instead, and told
+    // through onError (as a Redis subscription that breaks is).
+    let ended = false;
+    const end = () => {
+      ended = true;
+      this.events.off("review", onReviewEvent);
+      this.events.off("update", onUpdateEvent);
+    };
+    const deliver = (to: (decision: Decision) => void, decision: Decision) => {
+      if (ended) return;
       try {
-        onReview(decision);
+        to(decision);
       } catch (err) {
-        this.events.off("review", listener);
+        end();
         queueMicrotask(() => {
           try {
             onError(err instanceof Error ? err : new Error(String(err)));
@@ -170,9 +267,12 @@ export class MemoryStore implements Store {
         });
       }
     };
-    this.events.on("review", listener);
+    const onReviewEvent = (decision: Decision) => deliver(onReview, decision);
+    const onUpdateEvent = (decision: Decision) => deliver(onUpdate!, decision);
+    this.events.on("review", onReviewEvent);
+    if (onUpdate) this.events.on("update", onUpdateEvent);
     if (onLive) queueMicrotask(onLive);
-    return () => this.events.off("review", listener);
+    return end;
   }
 
   isHealthy(): boolean {
@@ -184,7 +284,51 @@ export class MemoryStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     this.events.removeAllListeners();
+  }
+
+  /** The stored decision, expired first if it is due (so that every read sees the expiry at once). */
+  private read(id: string): Decision | undefined {
+    const d = this.decisions.get(id);
+    if (d) this.expireIfDue(d);
+    return d;
+  }
+
+  /** Expires `d` if it is pending past its expiry by this store's clock; whether it did. */
+  private expireIfDue(d: Decision): boolean {
+    if (!isDue(d, this.now())) return false;
+    this.moveStatus(d, "expired");
+    this.changed(d);
+    return true;
+  }
+
+  /** Moves a decision between status counters and indexes (nothing when the status stays). */
+  private moveStatus(d: Decision, status: DecisionStatus): void {
+    if (d.status === status) return;
+    const key = this.orderKeys.get(d.id)!;
+    for (const name of statusIndexNames(d)) this.index(name).remove(key);
+    this.counts.byStatus[d.status] -= 1;
+    d.status = status;
+    this.counts.byStatus[status] += 1;
+    for (const name of statusIndexNames(d)) this.index(name).insert(key);
+  }
+
+  /** After a write to a stored decision: a new revision and one update event. */
+  private changed(d: Decision): void {
+    this.revisions.set(d.id, this.revisions.get(d.id)! + 1);
+    this.events.emit("update", copy(d));
+  }
+
+  private scheduleExpiry(at: number, id: string): void {
+    let lo = 0;
+    let hi = this.expiries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.expiries[mid]![0] <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    this.expiries.splice(lo, 0, [at, id]);
   }
 
   private index(name: string): SortedIndex {
@@ -199,8 +343,13 @@ function requestKey(submittedBy: string, requestId: string): string {
   return JSON.stringify([submittedBy, requestId]);
 }
 
-/** Every index a decision belongs to: all, by type, by suggestion, and by both. */
+/** Every index a decision belongs to: each combination of its type, suggestion and status (any of them left out). */
 function indexNames(d: Decision): string[] {
+  return [...baseIndexNames(d), ...statusIndexNames(d)];
+}
+
+/** The indexes that do not filter by status: a decision stays in them for good. */
+function baseIndexNames(d: Decision): string[] {
   return [
     filterIndexName({}),
     filterIndexName({ decisionType: d.decision }),
@@ -209,8 +358,19 @@ function indexNames(d: Decision): string[] {
   ];
 }
 
+/** The indexes of the decision's current status, which it leaves when its status changes. */
+function statusIndexNames(d: Decision): string[] {
+  const status = d.status;
+  return [
+    filterIndexName({ status }),
+    filterIndexName({ decisionType: d.decision, status }),
+    filterIndexName({ suggestionId: d.suggestionId, status }),
+    filterIndexName({ decisionType: d.decision, suggestionId: d.suggestionId, status }),
+  ];
+}
+
 function filterIndexName(f: DecisionFilter): string {
-  return JSON.stringify([f.decisionType ?? "", f.suggestionId ?? ""]);
+  return JSON.stringify([f.decisionType ?? "", f.suggestionId ?? "", f.status ?? ""]);
 }
 
 /** An index key: `<15-digit order>:<decision id>`. */

@@ -3,10 +3,19 @@
  *
  * The keyspace is split into a fixed number of buckets, each with its own hash tag (keys.ts). A
  * review's writes — decision, indexes, counters, idempotency key and event — land in its bucket in
- * one Lua script (lua/save_review.lua); RecordOutcome is another (lua/record_outcome.lua). Reads
- * that span everything merge the buckets: the summary adds their counters, listings merge their
- * sorted indexes behind one cursor, the watch reads all their event streams (redis_watch.ts).
- * Their cost grows with the number of buckets, never with history.
+ * one Lua script (lua/save_review.lua); RecordOutcome is another (lua/record_outcome.lua), and so
+ * is every change to a decision's lifecycle (lua/update_lifecycle.lua: a verdict, a supersede, an
+ * expiry). Reads that span everything merge the buckets: the summary adds their counters, listings
+ * merge their sorted indexes behind one cursor, the watch reads all their event and update
+ * streams (redis_watch.ts). Their cost grows with the number of buckets, never with history.
+ *
+ * Expiry (SPEC §9): each bucket schedules its pending decisions in a sorted set by expires_at, and
+ * every replica sweeps every bucket every `sweepMs` to 2×`sweepMs` (a bounded batch each time);
+ * the script decides by the Redis server's TIME and expires a decision only while it is pending, so
+ * replicas racing on one expire it once, with one update event. Reads present a pending decision
+ * past its expiry as expired at once (by the server's clock, as this process last measured it), and
+ * a summary or a listing by status first expires what is due, so that counters and indexes agree
+ * with what reads show.
  *
  * Every call is bounded: a Redis that is down or silent makes it fail with UnavailableError
  * within `operationTimeoutMs`, and the client reconnects on its own when Redis is back.
@@ -15,10 +24,22 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, type Redis } from "ioredis";
-import { DataLossError, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
+import { DataLossError, InternalError, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
 import { decisionIdForRequest } from "../domain/identity.js";
+import { asOf, DEFAULT_VERDICTS, legacyLifecycle, type VerdictsSection } from "../domain/lifecycle.js";
 import { decisionBytes, lessonBytes } from "../domain/limits.js";
-import { DECISION_TYPES, emptySummary, OUTCOMES, PENDING, type Decision, type Lesson, type Summary } from "../domain/model.js";
+import {
+  DECISION_STATUSES,
+  DECISION_TYPES,
+  emptySummary,
+  OUTCOMES,
+  PENDING,
+  type Decision,
+  type DecisionStatus,
+  type DecisionType,
+  type Lesson,
+  type Summary,
+} from "../domain/model.js";
 import type { Logger } from "../log.js";
 import {
   checkBucketCount,
@@ -30,8 +51,20 @@ import {
   LESSON_MEMBER,
   memberDecisionId,
   metaKey,
+  READABLE_LAYOUTS,
+  UNRECORDED_LAYOUT,
 } from "./keys.js";
-import { decodeDecision, decodeLesson, encodeDecision, encodeLesson, fieldMap, type DecisionFields } from "./redis_codec.js";
+import {
+  decodeDecision,
+  decodeLesson,
+  encodeDecision,
+  encodeLesson,
+  encodeVerdicts,
+  fieldMap,
+  revisionOf,
+  statusOf,
+  type DecisionFields,
+} from "./redis_codec.js";
 import {
   checkPersistence,
   checkReplicas,
@@ -48,6 +81,8 @@ import { BlockingSource, EventFeed, PollingSource } from "./redis_watch.js";
 import {
   countWithin,
   type DecisionFilter,
+  type LifecycleChange,
+  type LifecycleResult,
   type OutcomeChange,
   type OutcomeResult,
   type Page,
@@ -88,6 +123,15 @@ export interface RedisStoreOptions {
   replicaTimeoutMs?: number;
   /** Watches end with UNAVAILABLE when the event reader could not read Redis for this long. Default 10000. */
   watchStallMs?: number;
+  /**
+   * The policy's `verdicts` section: decisions stored before SPEC §9 read with its approvals (and
+   * the status backfill writes them). Default: SPEC §9's defaults.
+   */
+  verdicts?: VerdictsSection;
+  /** Every replica sweeps the expiry schedule every `sweepMs` to 2×`sweepMs` (random). Default 250. */
+  sweepMs?: number;
+  /** Decisions one sweep expires at most (the next sweep follows at once when it had more). Default 200. */
+  sweepBatch?: number;
 }
 
 /** Optional Redis commands found at start-up (COMMAND INFO), never assumed. */
@@ -101,14 +145,34 @@ export interface RedisFeatures {
 
 const MAX_CURSOR = 512;
 
+/** Index members the status backfill reads per round of a bucket. */
+const BACKFILL_CHUNK = 200;
+/** Decisions read or written at once by the backfill and the sweeper (bounds memory: a doc may be 1.5 MB). */
+const PARALLEL = 16;
+/** A due decision met by a summary or a listing by status is expired first, up to this many per call. */
+const REPAIR_LIMIT = 100;
+/** The sweeper looks for decisions stored without a status (by replicas of layout 1) every this many sweeps. */
+const CATCH_UP_EVERY = 8;
+
 /** The fields of a decision's hash whose lengths add up to about its size (for a page's byte budget). */
 const DECISION_SIZE_FIELDS: readonly (keyof DecisionFields)[] = ["doc", "notes", "lessons"];
 
 /** The custom commands defined from the Lua files. */
 interface Scripts {
   councilOpenKeyspace(...args: string[]): Promise<[number, string | null, string | null, string | null]>;
+  councilSetLayout(...args: string[]): Promise<string | null>;
   councilSaveReview(...args: string[]): Promise<string[]>;
   councilRecordOutcome(...args: string[]): Promise<(string | string[])[] | null>;
+  councilUpdateLifecycle(...args: string[]): Promise<(string | string[])[] | null>;
+  councilBackfillStatus(...args: string[]): Promise<string[]>;
+}
+
+/** What a script needs to know of a stored decision to build its status index keys. */
+interface IndexFacts {
+  id: string;
+  status: DecisionStatus;
+  type: DecisionType;
+  suggestionId: string;
 }
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
@@ -123,6 +187,11 @@ export class RedisStore implements Store {
   private readonly feed: EventFeed;
   /** The cluster slot of each bucket. */
   private readonly bucketSlots: number[];
+  /** The Redis server's clock minus this process's, in ms, as last measured (`refreshClock`). */
+  private clockOffsetMs = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private sweeps = 0;
 
   private constructor(
     private readonly client: RedisClient,
@@ -137,18 +206,19 @@ export class RedisStore implements Store {
     const scheme = target.cluster ? "redis cluster" : target.tls ? "rediss" : "redis";
     this.description = `${scheme} ${target.where} (prefix ${keys.prefix}, ${keys.buckets} buckets)`;
     this.bucketSlots = keys.all().map((b) => clusterSlot(keys.counts(b)));
-    const streams = keys.all().map((b) => keys.events(b));
+    const streams = EventFeed.streams(keys);
     const source =
       client instanceof Cluster
         ? new PollingSource(client, streams, o.pollMs)
         : new BlockingSource(client, streams, 1000, o.commandTimeoutMs);
-    this.feed = new EventFeed(client, keys, source, log, { stallMs: o.watchStallMs });
+    this.feed = new EventFeed(client, keys, source, log, { stallMs: o.watchStallMs, verdicts: o.verdicts });
   }
 
   /**
    * Connects (waiting up to `startTimeoutMs` for Redis), reads or records the keyspace's meta (its
    * bucket count, layout and page-token key; a layout this code does not know stops here), checks
-   * persistence and optional commands, and starts the health checks.
+   * persistence and optional commands, brings a keyspace of layout 1 to layout 2 (the status
+   * backfill: keys.ts LAYOUT), and starts the health checks and the expiry sweeper.
    */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
     const o = {
@@ -161,23 +231,37 @@ export class RedisStore implements Store {
       minReplicas: options.minReplicas ?? 0,
       replicaTimeoutMs: options.replicaTimeoutMs ?? 400,
       watchStallMs: options.watchStallMs ?? 10_000,
+      verdicts: options.verdicts ?? DEFAULT_VERDICTS,
+      sweepMs: options.sweepMs ?? 250,
+      sweepBatch: options.sweepBatch ?? 200,
     };
     const log = options.log;
     const target = parseRedisUrl(options.url);
     const client = createClient(target, { commandTimeoutMs: o.commandTimeoutMs, connectionName: "council", tls: options.tls });
     client.on("error", () => undefined); // connection errors surface through calls and health
     client.defineCommand("councilOpenKeyspace", { numberOfKeys: 1, lua: lua("open_keyspace") });
-    client.defineCommand("councilSaveReview", { numberOfKeys: 8, lua: lua("save_review") });
-    client.defineCommand("councilRecordOutcome", { numberOfKeys: 5, lua: lua("record_outcome") });
+    client.defineCommand("councilSetLayout", { numberOfKeys: 1, lua: lua("set_layout") });
+    client.defineCommand("councilSaveReview", { numberOfKeys: 13, lua: lua("save_review") });
+    client.defineCommand("councilRecordOutcome", { numberOfKeys: 6, lua: lua("record_outcome") });
+    client.defineCommand("councilUpdateLifecycle", { numberOfKeys: 20, lua: lua("update_lifecycle") });
+    client.defineCommand("councilBackfillStatus", { numberOfKeys: 6, lua: lua("backfill_status") });
     try {
       await whenReady(client, o.startTimeoutMs);
-      const { buckets, tokenKey } = await RedisStore.openKeyspace(client, options.prefix, checkBucketCount(options.buckets ?? DEFAULT_BUCKETS), log);
+      const { buckets, tokenKey, layout } = await RedisStore.openKeyspace(
+        client,
+        options.prefix,
+        checkBucketCount(options.buckets ?? DEFAULT_BUCKETS),
+        log,
+      );
       const appendonly = await checkPersistence(client, log);
       const features = { waitaof: appendonly && (await supportsCommand(client, "WAITAOF")) };
       if (o.minReplicas > 0) await checkReplicas(client, o.minReplicas, log);
       log.info({ features }, "optional Redis commands");
       const store = new RedisStore(client, new Keyspace(options.prefix, buckets), tokenKey, features, target, log, o);
+      await store.refreshClock();
+      await store.upgrade(layout);
       store.startHealthChecks();
+      store.startSweeper();
       return store;
     } catch (err) {
       client.disconnect();
@@ -195,7 +279,7 @@ export class RedisStore implements Store {
     prefix: string,
     wanted: number,
     log: Logger,
-  ): Promise<{ buckets: number; tokenKey: Buffer }> {
+  ): Promise<{ buckets: number; tokenKey: Buffer; layout: string }> {
     const key = metaKey(prefix);
     const scripts = client as unknown as Scripts;
     const [created, buckets, layout, token] = await scripts.councilOpenKeyspace(
@@ -204,10 +288,12 @@ export class RedisStore implements Store {
       LAYOUT,
       new Date().toISOString(),
       randomBytes(32).toString("base64"),
+      UNRECORDED_LAYOUT,
+      ...READABLE_LAYOUTS,
     );
-    if (layout !== LAYOUT) {
+    if (layout === null || !READABLE_LAYOUTS.includes(layout)) {
       throw new Error(
-        `${key} records layout ${JSON.stringify(layout)}, which this version of Council cannot read (it knows layout ${LAYOUT}); ` +
+        `${key} records layout ${JSON.stringify(layout)}, which this version of Council cannot read (it knows layouts ${READABLE_LAYOUTS.join(" and ")}); ` +
           "run the Council version that wrote it, or use another COUNCIL_REDIS_PREFIX",
       );
     }
@@ -221,7 +307,88 @@ export class RedisStore implements Store {
     if (tokenKey.length < 32) throw new Error(`${key} records an invalid token_key`);
     if (created) log.info({ prefix, buckets: recorded }, "created a new Council keyspace");
     else if (recorded !== wanted) log.info({ prefix, buckets: recorded, asked: wanted }, "the keyspace keeps the bucket count it was created with");
-    return { buckets: recorded, tokenKey };
+    return { buckets: recorded, tokenKey, layout };
+  }
+
+  /**
+   * Brings a keyspace of layout 1 to layout 2: every decision stored before SPEC §9 gets its
+   * status, status index entries and status count (backfillStatus, bucket by bucket, chunk by
+   * chunk), then meta records layout 2. Idempotent and safe to run on several replicas at once (a
+   * replica that dies half-way leaves a keyspace of layout 1 that the next start finishes). On a
+   * keyspace of layout 2, it does the same for buckets whose counters say that decisions lack a
+   * status (stored by a replica of layout 1 since), which is usually none.
+   */
+  private async upgrade(layout: string): Promise<void> {
+    const started = Date.now();
+    const gaps = await this.statusGaps();
+    const todo = this.keys.all().filter((b) => layout !== LAYOUT || gaps[b]! > 0);
+    if (todo.length === 0) return;
+    if (layout !== LAYOUT) this.log.info({ layout, to: LAYOUT, buckets: todo.length }, "upgrading the keyspace: indexing stored decisions by status");
+    let indexed = 0;
+    for (let i = 0; i < todo.length; i += 4) {
+      const counts = await Promise.all(todo.slice(i, i + 4).map((b) => this.backfillStatus(b, Infinity)));
+      indexed += counts.reduce((a, c) => a + c, 0);
+    }
+    const left = (await this.statusGaps()).reduce((a, g) => a + Math.max(0, g), 0);
+    if (left > 0) this.log.warn({ decisions: left }, "some decisions counted in the keyspace have no status after the backfill (their index entries name no decision, or name them out of order)");
+    if (layout !== LAYOUT) {
+      const now = await this.scripts.councilSetLayout(metaKey(this.keys.prefix), layout, LAYOUT);
+      this.log.info({ layout: now, indexed, ms: Date.now() - started }, "upgraded the keyspace");
+    } else {
+      this.log.info({ indexed, ms: Date.now() - started }, "indexed decisions stored without a status");
+    }
+  }
+
+  /** Per bucket: decisions counted in `total` minus decisions counted in a status (those stored without one). */
+  private async statusGaps(): Promise<number[]> {
+    const all = await Promise.all(
+      this.keys.all().map((b) => this.client.hmget(this.keys.counts(b), "total", ...DECISION_STATUSES.map((st) => `status:${st}`))),
+    );
+    return all.map(([total, ...counted]) => Number(total ?? 0) - counted.reduce((a, c) => a + Number(c ?? 0), 0));
+  }
+
+  /**
+   * Gives the decisions of bucket `b` stored without a status (before SPEC §9, or since by a
+   * replica of layout 1) their status, index entries and count (lua/backfill_status.lua), reading
+   * the bucket's index of all decisions from where the last backfill stopped (`st_cursor` in its
+   * counters), at most `rounds` chunks. Answers how many it indexed.
+   */
+  private async backfillStatus(b: number, rounds: number): Promise<number> {
+    const k = this.keys;
+    let indexed = 0;
+    for (let round = 0; round < rounds; round++) {
+      const cursor = await this.client.hget(k.counts(b), "st_cursor");
+      const members = await this.client.zrangebylex(k.index(b, {}), cursor ? `(${cursor}` : "-", "+", "LIMIT", 0, BACKFILL_CHUNK);
+      if (members.length === 0) break;
+      const states = await Promise.all(members.map((m) => this.client.hexists(k.decision(b, memberDecisionId(m)), "status")));
+      // The decisions without a status, and the last member in any case (it moves the cursor; the
+      // script leaves a decision that has a status as it is, whatever keys it is given).
+      const todo = members.filter((m, i) => states[i] === 0 || i === members.length - 1);
+      await inParallel(todo, PARALLEL, async (member) => {
+        const id = memberDecisionId(member);
+        let type: DecisionType = "auto_approve";
+        let suggestionId = "";
+        if (states[members.indexOf(member)] === 0) {
+          const doc = await this.client.hget(k.decision(b, id), "doc");
+          const d = doc === null ? undefined : decodeDecision({ doc }, this.o.verdicts);
+          if (d) ({ decision: type, suggestionId } = d);
+        }
+        const legacy = legacyLifecycle(type, this.o.verdicts);
+        const [answer] = await this.write<string[]>(b, "councilBackfillStatus", [
+          k.decision(b, id),
+          k.counts(b),
+          ...k.statusIndexes(b, legacy.status, type, suggestionId),
+          member,
+          legacy.status,
+          String(legacy.approvalsRequired),
+          type,
+          suggestionId,
+        ]);
+        if (answer === "indexed") indexed++;
+        if (answer === "missing") this.log.warn({ bucket: b, member }, "status backfill: an index entry names a decision that is missing");
+      });
+    }
+    return indexed;
   }
 
   // ---- writes ----
@@ -243,6 +410,8 @@ export class RedisStore implements Store {
         k.index(b, { decisionType: decision.decision, suggestionId: decision.suggestionId }),
         k.counts(b),
         k.events(b),
+        ...k.statusIndexes(b, decision.status, decision.decision, decision.suggestionId),
+        k.expiries(b),
       ];
       const argv = [
         decision.requestId,
@@ -262,11 +431,18 @@ export class RedisStore implements Store {
         decision.id,
         f.submitted_by,
         f.outcome_by,
+        f.status,
+        f.approvals,
+        f.expires_at,
+        f.verdicts,
+        f.supersedes,
+        decision.suggestionId,
+        String(decision.verdicts.length),
       ];
       const reply = await this.write<string[]>(b, "councilSaveReview", [...keys, ...argv]);
       if (reply[0] === "stored") return { kind: "stored", decision: structuredClone(decision) };
       const [, id, storedFingerprint] = reply;
-      const existing = decodeDecision(await this.client.hgetall(k.decision(b, id!)));
+      const existing = this.decode(await this.client.hgetall(k.decision(b, id!)));
       if (!existing) throw new DataLossError(`saveReview: request ${decision.requestId} names decision ${id}, which is missing`);
       return { kind: "exists", decision: existing, fingerprint: storedFingerprint ?? "" };
     });
@@ -278,28 +454,39 @@ export class RedisStore implements Store {
       const { outcome, notes, lessons, at, recordedBy, onlyIfSubmittedBy } = change;
       const lesson = encodeLesson({ decisionId: id, outcome, lessons, notes, recordedAt: at, recordedBy });
       const b = k.bucketOfId(id);
-      const reply = await this.write<(string | string[])[] | null>(b, "councilRecordOutcome", [
+      const args = [
         k.decision(b, id),
         k.counts(b),
         k.lessons(b),
         k.lessonDocs(b),
         k.outcomeRequest(b, id, recordedBy, change.requestId),
+        k.updates(b),
         outcome,
         notes,
         lessons,
         String(at.getTime()),
         id,
         lesson,
+        // One operation id for both attempts below: the second is the same call.
         randomUUID(),
         change.requestId,
         change.fingerprint,
         recordedBy,
         onlyIfSubmittedBy === undefined ? "any" : "own",
         onlyIfSubmittedBy ?? "",
-      ]);
+        String(this.o.eventStreamLength),
+      ];
+      let reply = await this.write<(string | string[])[] | null>(b, "councilRecordOutcome", args);
+      if (reply?.[0] === "unindexed") {
+        // Stored by a replica of layout 1 since the backfill: index it, then record.
+        await this.backfillStatus(b, Infinity);
+        reply = await this.write<(string | string[])[] | null>(b, "councilRecordOutcome", args);
+        if (reply?.[0] === "unindexed") throw new InternalError(`recordOutcome: decision ${id} has no status after the status backfill`);
+      }
       if (reply === null) return { kind: "not_found" };
       if (reply[0] === "other_submitter") return { kind: "other_submitter", submittedBy: reply[1] as string };
-      const decision = decodeDecision(fieldMap(reply[reply.length - 1] as string[]));
+      if (reply[0] === "not_approved") return { kind: "not_approved", status: statusOf(reply[1] as string) };
+      const decision = this.decode(fieldMap(reply[reply.length - 1] as string[]));
       if (!decision) throw new Error(`decision ${id} cannot be read back`);
       if (reply[0] === "exists") return { kind: "exists", decision, fingerprint: reply[1] as string };
       return { kind: "recorded", decision };
@@ -318,7 +505,7 @@ export class RedisStore implements Store {
         this.client.hgetall(k.decision(b, id)),
       ]);
       if (fingerprint === null || fingerprint === undefined) return undefined;
-      const decision = decodeDecision(doc);
+      const decision = this.decode(doc);
       if (!decision) throw new DataLossError(`findByRequestId: request ${requestId} names decision ${id}, which is missing`);
       // A replay acknowledges the decision as much as the first reply would have: with
       // minReplicas, not before the replicas have it (the first call may have failed waiting).
@@ -328,16 +515,29 @@ export class RedisStore implements Store {
   }
 
   async getDecision(id: string): Promise<Decision | undefined> {
-    return this.op("getDecision", async () =>
-      decodeDecision(await this.client.hgetall(this.keys.decision(this.keys.bucketOfId(id), id))),
-    );
+    return this.op("getDecision", async () => this.decode(await this.client.hgetall(this.keys.decision(this.keys.bucketOfId(id), id))));
+  }
+
+  async getDecisionForUpdate(id: string): Promise<{ decision: Decision; revision: number } | undefined> {
+    return this.op("getDecisionForUpdate", async () => {
+      const b = this.keys.bucketOfId(id);
+      const fields = await this.client.hgetall(this.keys.decision(b, id));
+      const decision = this.decode(fields);
+      // The app may answer from this read without writing (a verdict given before, say, by a
+      // retry whose first call failed waiting for replicas): with minReplicas, not before the
+      // replicas have what it read.
+      if (decision) await this.confirm(b);
+      return decision && { decision, revision: revisionOf(fields) };
+    });
   }
 
   async listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>> {
     const cursor = checkCursor(page.cursor, INDEX_MEMBER);
     return this.op("listDecisions", async () => {
       const k = this.keys;
-      const { top, more } = await this.mergePages((b) => k.index(b, filter), page.limit, cursor);
+      // A listing by status shows each decision in the index of its status as it reads now.
+      if (filter.status === "pending" || filter.status === "expired") await this.expireDueForRead();
+      const { top, more } = await this.mergePages((b) => k.index(b, filter), page.limit, cursor, page.oldestFirst === true);
       const key = (i: number) => k.decision(top[i]!.bucket, memberDecisionId(top[i]!.member));
       const read = await this.toRead(top.length, page.maxBytes, (i) =>
         Promise.all(DECISION_SIZE_FIELDS.map((f) => this.client.hstrlen(key(i), f))).then((lengths) => lengths.reduce((a, b) => a + b, 0)),
@@ -345,7 +545,7 @@ export class RedisStore implements Store {
       const hashes = await Promise.all(top.slice(0, read).map((_, i) => this.client.hgetall(key(i))));
       const items: Decision[] = [];
       hashes.forEach((h, i) => {
-        const d = decodeDecision(h);
+        const d = this.decode(h);
         // Council deletes nothing: an index entry without its decision means stored data was lost.
         if (!d) throw new DataLossError(`listDecisions: index entry ${top[i]!.member} of bucket ${top[i]!.bucket} names a decision that is missing`);
         items.push(d);
@@ -357,6 +557,8 @@ export class RedisStore implements Store {
 
   async summary(): Promise<Summary> {
     return this.op("summary", async () => {
+      // The counts of pending and expired include what is due now.
+      await this.expireDueForRead();
       const all = await Promise.all(this.keys.all().map((b) => this.client.hgetall(this.keys.counts(b))));
       const s = emptySummary();
       for (const c of all) {
@@ -364,11 +566,142 @@ export class RedisStore implements Store {
         s.totalDecisions += n("total");
         for (const t of DECISION_TYPES) s.byType[t] += n(`type:${t}`);
         for (const o of [...OUTCOMES, PENDING] as const) s.outcomes[o] += n(`outcome:${o}`);
+        for (const st of DECISION_STATUSES) s.byStatus[st] += n(`status:${st}`);
         s.autoApproved += n("auto_approved");
         s.learningEntries += n("lessons");
       }
       return s;
     });
+  }
+
+  // ---- lifecycle ----
+
+  async updateLifecycle(id: string, expectRevision: number, change: LifecycleChange): Promise<LifecycleResult> {
+    return this.op("updateLifecycle", async () => {
+      const k = this.keys;
+      const b = k.bucketOfId(id);
+      const op = randomUUID();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const facts = await this.indexFacts(b, id);
+        if (facts === "missing") return { kind: "not_found" };
+        if (facts !== "unindexed") {
+          const reply = await this.write<(string | string[])[] | null>(b, "councilUpdateLifecycle", [
+            ...this.lifecycleKeys(b, facts, facts.status, change.status),
+            "set",
+            id,
+            String(expectRevision),
+            facts.status,
+            change.status,
+            encodeVerdicts(change.verdicts),
+            change.supersededBy,
+            change.status === "superseded" ? "superseded" : "verdict",
+            op,
+            String(this.o.eventStreamLength),
+            String(change.verdicts.length),
+          ]);
+          if (reply === null) return { kind: "not_found" };
+          if (reply[0] === "conflict") return { kind: "conflict" };
+          if (reply[0] === "applied" || reply[0] === "expired") {
+            const decision = this.decode(fieldMap(reply[1] as string[]));
+            if (!decision) throw new Error(`decision ${id} cannot be read back`);
+            return { kind: reply[0], decision };
+          }
+          if (reply[0] !== "unindexed") throw new Error(`update_lifecycle answered ${JSON.stringify(reply[0])}`);
+        }
+        // Stored by a replica of layout 1 since the backfill: index it, then write.
+        await this.backfillStatus(b, Infinity);
+      }
+      throw new InternalError(`updateLifecycle: decision ${id} has no status after the status backfill`);
+    });
+  }
+
+  async expireDue(limit: number): Promise<number> {
+    return this.op("expireDue", () => this.expireDueNow(limit));
+  }
+
+  /**
+   * Expires up to `limit` due decisions of every bucket's schedule (see update_lifecycle.lua
+   * "expire"). Candidates are those due by the server's clock as last measured; the script decides
+   * by the server's TIME itself, so a candidate that is not quite due stays for the next sweep.
+   */
+  private async expireDueNow(limit: number): Promise<number> {
+    const k = this.keys;
+    const now = this.now().getTime();
+    const due = await Promise.all(k.all().map((b) => this.client.zrangebyscore(k.expiries(b), "-inf", now, "LIMIT", 0, limit)));
+    const candidates = due.flatMap((ids, b) => ids.map((id) => ({ b, id }))).slice(0, limit);
+    let expired = 0;
+    await inParallel(candidates, PARALLEL, async ({ b, id }) => {
+      const facts = await this.indexFacts(b, id);
+      // A schedule entry without its decision: the script removes it (Council deletes nothing, so
+      // stored data was lost; the listing that meets the decision's index entry says so).
+      const f: IndexFacts = typeof facts === "string" ? { id, status: "pending", type: "human_approve", suggestionId: "" } : facts;
+      if (facts === "missing") this.log.warn({ bucket: b, id }, "expiry: a scheduled decision is missing");
+      const reply = await this.write<(string | string[])[] | null>(b, "councilUpdateLifecycle", [
+        ...this.lifecycleKeys(b, f, "pending", "expired"),
+        "expire",
+        id,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        randomUUID(),
+        String(this.o.eventStreamLength),
+        "",
+      ]);
+      if (reply?.[0] === "expired") expired++;
+    });
+    return expired;
+  }
+
+  /**
+   * Before a read that counts or lists by status: expires what is due (a bounded batch), so that
+   * what it reads agrees with how each decision reads. A read never fails for want of a write: if
+   * Redis refuses it for now (out of memory, say) or cannot confirm it on enough replicas (it then
+   * stands on the master), the read goes on, with the counts of the last sweep (each decision
+   * still reads EXPIRED when due). Damaged data fails the read, as it would the sweep.
+   */
+  private async expireDueForRead(): Promise<void> {
+    try {
+      await this.expireDueNow(REPAIR_LIMIT);
+    } catch (err) {
+      const e = classify("expireDue", err);
+      if (!(e instanceof UnavailableError)) throw e;
+      this.log.debug({ err: (err as Error).message }, "expiring due decisions before a read failed; reading on");
+    }
+  }
+
+  /**
+   * What a script needs to know of decision `id` to build its status index keys: its status (as
+   * stored), type and suggestion id; "missing" when there is no such decision, "unindexed" when it
+   * has no status yet. Read from plain fields, never from the (possibly large) doc, but for a
+   * decision that has a status and lacks them, which this code never writes.
+   */
+  private async indexFacts(b: number, id: string): Promise<IndexFacts | "missing" | "unindexed"> {
+    const key = this.keys.decision(b, id);
+    const [status, type, sid] = await this.client.hmget(key, "status", "type", "sid");
+    if (status === null || status === undefined) return (await this.client.exists(key)) === 1 ? "unindexed" : "missing";
+    if (type && sid !== null && sid !== undefined) return { id, status: statusOf(status), type: typeOf(type), suggestionId: sid };
+    const doc = await this.client.hget(key, "doc");
+    const d = doc === null ? undefined : this.decode({ doc });
+    if (!d) return "missing";
+    return { id, status: statusOf(status), type: d.decision, suggestionId: d.suggestionId };
+  }
+
+  /** The keys update_lifecycle.lua takes for a decision moving from `from` to `to` (see its header). */
+  private lifecycleKeys(b: number, f: IndexFacts, from: DecisionStatus, to: DecisionStatus): string[] {
+    const k = this.keys;
+    return [
+      k.decision(b, f.id),
+      k.counts(b),
+      k.updates(b),
+      k.expiries(b),
+      ...k.statusIndexes(b, "pending", f.type, f.suggestionId),
+      ...k.statusIndexes(b, "expired", f.type, f.suggestionId),
+      ...k.statusIndexes(b, from, f.type, f.suggestionId),
+      ...k.statusIndexes(b, to, f.type, f.suggestionId),
+    ];
   }
 
   async listLessons(page: PageRequest): Promise<Page<Lesson>> {
@@ -399,28 +732,100 @@ export class RedisStore implements Store {
 
   /**
    * The `limit` greatest members below `cursor` across every bucket's lex-sorted set `keyOf(b)`,
-   * greatest first. Members are globally unique and globally ordered (they start with the time the
-   * store gave them, strictly increasing per bucket), so one cursor (the last member returned)
-   * serves every bucket.
+   * greatest first; or, `ascending`, the `limit` least members above it, least first. Members are
+   * globally unique and globally ordered (they start with the time the store gave them, strictly
+   * increasing per bucket), so one cursor (the last member returned) serves every bucket.
    */
-  private async mergePages(keyOf: (bucket: number) => string, limit: number, cursor: string | undefined) {
-    const max = cursor === undefined ? "+" : `(${cursor}`;
+  private async mergePages(keyOf: (bucket: number) => string, limit: number, cursor: string | undefined, ascending = false) {
     const perBucket = await Promise.all(
-      this.keys.all().map((b) => this.client.zrevrangebylex(keyOf(b), max, "-", "LIMIT", 0, limit + 1)),
+      this.keys.all().map((b) =>
+        ascending
+          ? this.client.zrangebylex(keyOf(b), cursor === undefined ? "-" : `(${cursor}`, "+", "LIMIT", 0, limit + 1)
+          : this.client.zrevrangebylex(keyOf(b), cursor === undefined ? "+" : `(${cursor}`, "-", "LIMIT", 0, limit + 1),
+      ),
     );
     const merged = perBucket.flatMap((members, bucket) => members.map((member) => ({ bucket, member })));
-    merged.sort((a, b) => (a.member < b.member ? 1 : a.member > b.member ? -1 : 0));
+    const order = ascending ? 1 : -1;
+    merged.sort((a, b) => (a.member < b.member ? -order : a.member > b.member ? order : 0));
     return { top: merged.slice(0, limit), more: merged.length > limit };
   }
 
   // ---- watch ----
 
-  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe {
+  subscribe(
+    onReview: (decision: Decision) => void,
+    onError: (err: Error) => void,
+    onLive?: () => void,
+    onUpdate?: (decision: Decision) => void,
+  ): Unsubscribe {
     if (this.closed) {
       queueMicrotask(() => onError(new UnavailableError("the store is closed")));
       return () => undefined;
     }
-    return this.feed.subscribe(onReview, onError, onLive);
+    return this.feed.subscribe(onReview, onError, onLive, onUpdate);
+  }
+
+  // ---- the store's clock and the sweeper ----
+
+  /** The Redis server's clock, as last measured: what "expired" is judged by when reading. */
+  private now(): Date {
+    return new Date(Date.now() + this.clockOffsetMs);
+  }
+
+  /** Measures the Redis server's clock (TIME) against this process's, halfway through the round trip. */
+  private async refreshClock(): Promise<void> {
+    const before = Date.now();
+    const [seconds, micros] = (await this.client.call("TIME")) as [string, string];
+    const after = Date.now();
+    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Math.round((before + after) / 2);
+  }
+
+  /** A stored decision as it reads now: a pending one past its expiry by the server's clock reads expired. */
+  private decode(fields: Record<string, string>): Decision | undefined {
+    const d = decodeDecision(fields, this.o.verdicts);
+    return d && asOf(d, this.now());
+  }
+
+  /**
+   * Every replica sweeps, every `sweepMs` to 2×`sweepMs` (random, so that replicas do not sweep in
+   * step): it measures the server's clock, expires a batch of due decisions (at once again when the
+   * batch was full), and every few sweeps indexes decisions that a replica of layout 1 stored
+   * without a status. Failures (Redis away) are left to the next sweep; health reports them.
+   */
+  private startSweeper(): void {
+    const schedule = (ms: number) => {
+      if (this.closed) return;
+      this.sweepTimer = setTimeout(() => {
+        this.sweeping = this.sweep().then(schedule);
+      }, ms);
+      this.sweepTimer.unref();
+    };
+    schedule(this.sweepDelay());
+  }
+
+  private sweepDelay(): number {
+    return this.o.sweepMs * (1 + Math.random());
+  }
+
+  /** One sweep; answers how long to wait before the next. */
+  private async sweep(): Promise<number> {
+    if (this.closed) return 0;
+    let full = false;
+    try {
+      await this.op("sweep", async () => {
+        await this.refreshClock();
+        full = (await this.expireDueNow(this.o.sweepBatch)) >= this.o.sweepBatch;
+      });
+      if (++this.sweeps % CATCH_UP_EVERY === 0) {
+        await this.op("catchUp", async () => {
+          const gaps = await this.statusGaps();
+          for (const b of this.keys.all()) if (gaps[b]! > 0) await this.backfillStatus(b, 2);
+        });
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "expiry sweep failed; the next one retries");
+    }
+    return full ? 0 : this.sweepDelay();
   }
 
   // ---- health ----
@@ -484,6 +889,9 @@ export class RedisStore implements Store {
     this.feed.fail(new UnavailableError("the store is closing"));
     this.closed = true;
     clearInterval(this.healthTimer);
+    clearTimeout(this.sweepTimer);
+    // A sweep under way finishes (each of its calls is bounded) before the connection goes.
+    await this.sweeping?.catch(() => undefined);
     try {
       await withTimeout(this.client.quit(), this.o.commandTimeoutMs);
     } catch {
@@ -590,6 +998,20 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   });
   work.catch(() => undefined); // it may settle after the timeout; nobody is waiting any more
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function typeOf(word: string): DecisionType {
+  if (!(DECISION_TYPES as readonly string[]).includes(word)) throw new Error(`stored decision type ${JSON.stringify(word)} is unknown`);
+  return word as DecisionType;
+}
+
+/** Runs `fn` on every item, at most `limit` at a time; fails with the first failure. */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function checkCursor(cursor: string | undefined, shape: RegExp): string | undefined {

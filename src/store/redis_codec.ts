@@ -14,15 +14,31 @@
  *   principals (it sets `op` and knows no `outcome_by`), so by `anonymous`, even if an earlier
  *   outcome was recorded by someone else;
  * - a lesson JSON without `recordedBy`: `anonymous`.
+ *
+ * The lifecycle (SPEC §9) is in plain fields as well, each written by a script that never parses
+ * JSON: `status`, `verdicts` (a JSON list the app builds; the scripts store it as it comes),
+ * `approvals`, `expires_at` (ms, or "" for none), `supersedes`, `superseded_by`, `revision` (bumped
+ * by every change after the review is stored), `ix` (the decision's member in the indexes, so that
+ * a script can move it between status indexes), `type` and `sid` (its decision type and suggestion
+ * id, so that the expiry sweeper builds a decision's status index keys without reading its `doc`),
+ * and `lc_op` (the call that made the last lifecycle change). A decision stored before SPEC §9 has
+ * none of them until the status backfill gives it `status`, `approvals`, `ix`, `type` and `sid`
+ * (redis.ts); with or without them it reads as `legacyLifecycle` says: auto_approve approved,
+ * reject rejected, the rest pending with the policy's approvals, no expiry, revision 0.
  */
+import { legacyLifecycle, DEFAULT_VERDICTS, type VerdictsSection } from "../domain/lifecycle.js";
 import { ANONYMOUS_NAME } from "../domain/principal.js";
 import {
+  DECISION_STATUSES,
   OUTCOMES,
+  VERDICT_TYPES,
   type Decision,
+  type DecisionStatus,
   type DecisionType,
   type Lesson,
   type Outcome,
   type Suggestion,
+  type Verdict,
   type Vote,
 } from "../domain/model.js";
 
@@ -65,6 +81,53 @@ export interface DecisionFields {
   lessons: string;
   implemented_at: string;
   outcome_by: string;
+  status: DecisionStatus;
+  verdicts: string;
+  approvals: string;
+  /** ms, or "" when the decision does not expire. */
+  expires_at: string;
+  supersedes: string;
+  superseded_by: string;
+}
+
+interface VerdictDoc {
+  by: string;
+  verdict: Verdict["verdict"];
+  comment: string;
+  givenAt: number;
+  requestId: string;
+}
+
+/** The `verdicts` field: a JSON list (the scripts store it as the store sends it). */
+export function encodeVerdicts(verdicts: readonly Verdict[]): string {
+  return JSON.stringify(
+    verdicts.map((v): VerdictDoc => ({ by: v.by, verdict: v.verdict, comment: v.comment, givenAt: v.givenAt.getTime(), requestId: v.requestId })),
+  );
+}
+
+function decodeVerdicts(json: string | undefined): Verdict[] {
+  if (json === undefined || json === "") return [];
+  const list = JSON.parse(json) as VerdictDoc[];
+  if (!Array.isArray(list)) throw new Error("stored verdicts are not a list");
+  return list.map((v) => {
+    if (!(VERDICT_TYPES as readonly string[]).includes(v.verdict)) throw new Error(`stored verdict ${JSON.stringify(v.verdict)} is unknown`);
+    return { by: v.by, verdict: v.verdict, comment: v.comment ?? "", givenAt: new Date(v.givenAt), requestId: v.requestId ?? "" };
+  });
+}
+
+/** A stored status word, checked. */
+export function statusOf(word: string): DecisionStatus {
+  if (!(DECISION_STATUSES as readonly string[]).includes(word)) throw new Error(`stored status ${JSON.stringify(word)} is unknown`);
+  return word as DecisionStatus;
+}
+
+/** The revision of a decision hash: 0 for one stored before revisions (SPEC §9) existed. */
+export function revisionOf(fields: Record<string, string>): number {
+  const r = fields.revision;
+  if (r === undefined || r === "") return 0;
+  const n = Number(r);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`stored revision ${JSON.stringify(r)} is not a count`);
+  return n;
 }
 
 export function encodeDecision(d: Decision): DecisionFields {
@@ -112,6 +175,12 @@ export function encodeDecision(d: Decision): DecisionFields {
     lessons: d.lessonsLearned,
     implemented_at: d.implementedAt ? String(d.implementedAt.getTime()) : "",
     outcome_by: d.outcomeRecordedBy,
+    status: d.status,
+    verdicts: encodeVerdicts(d.verdicts),
+    approvals: String(d.approvalsRequired),
+    expires_at: d.expiresAt ? String(d.expiresAt.getTime()) : "",
+    supersedes: d.supersedes,
+    superseded_by: d.supersededBy,
   };
 }
 
@@ -122,12 +191,20 @@ export function fieldMap(flat: readonly string[]): Record<string, string> {
   return out;
 }
 
-/** Reads a decision hash (or event entry); undefined when it has no `doc` (no such decision). */
-export function decodeDecision(fields: Record<string, string>): Decision | undefined {
+/**
+ * Reads a decision hash (or event entry); undefined when it has no `doc` (no such decision). It
+ * reads what is stored: a pending decision past its expiry is still pending here (the store
+ * presents it as expired, by its clock: `asOf`). `verdicts` is the policy section that a decision
+ * stored before SPEC §9 takes its approvals from.
+ */
+export function decodeDecision(fields: Record<string, string>, verdicts: VerdictsSection = DEFAULT_VERDICTS): Decision | undefined {
   if (fields.doc === undefined) return undefined;
   const doc = JSON.parse(fields.doc) as DecisionDoc;
   if (doc.v !== DOC_VERSION) throw new Error(`decision doc version ${doc.v} is not readable by this version of Council`);
   const s = doc.suggestion;
+  const legacy = legacyLifecycle(doc.decision, verdicts);
+  const approvals = fields.approvals ? Number(fields.approvals) : legacy.approvalsRequired;
+  if (!Number.isSafeInteger(approvals) || approvals < 0) throw new Error(`stored approvals ${JSON.stringify(fields.approvals)} is not a count`);
   return {
     id: doc.id,
     suggestionId: doc.suggestionId,
@@ -167,6 +244,12 @@ export function decodeDecision(fields: Record<string, string>): Decision | undef
     },
     requestId: doc.requestId,
     submittedBy: fields.submitted_by ?? ANONYMOUS_NAME,
+    status: fields.status ? statusOf(fields.status) : legacy.status,
+    verdicts: decodeVerdicts(fields.verdicts),
+    approvalsRequired: approvals,
+    expiresAt: fields.expires_at ? new Date(Number(fields.expires_at)) : undefined,
+    supersedes: fields.supersedes ?? "",
+    supersededBy: fields.superseded_by ?? "",
   };
 }
 

@@ -1,10 +1,19 @@
 /**
- * The live feed behind WatchDecisions: every bucket's event stream (`<prefix>{tag}:events`, one
- * small entry per stored review — its bucket's sequence number, its order, the decision id and
- * type — written by save_review.lua in the same atomic step as the review), read by one shared
- * reader per process, which then fetches the decisions themselves (pipelined, a few at a time, so
- * that memory stays bounded however large decisions are). The reader starts with the first
- * subscriber, at the end of each stream as it is then, and stops with the last.
+ * The live feed behind WatchDecisions and AwaitDecision: every bucket's event stream
+ * (`<prefix>{tag}:events`, one small entry per stored review — its bucket's sequence number, its
+ * order, the decision id and type — written by save_review.lua in the same atomic step as the
+ * review) and update stream (`<prefix>{tag}:updates`, one small entry per change to a stored
+ * decision — sequence number, order, decision id, revision and what changed — written by
+ * update_lifecycle.lua and record_outcome.lua with the change), read by one shared reader per
+ * process, which then fetches the decisions themselves (pipelined, a few at a time, so that memory
+ * stays bounded however large decisions are). The reader starts with the first subscriber, at the
+ * end of each stream as it is then, and stops with the last.
+ *
+ * Updates have their own streams, with their own sequence (`updates` in the bucket's counters),
+ * rather than entries in `events`: a replica of layout 1 still running during an upgrade reads
+ * `events` and would take an entry outside its sequence for lost data. All entries of a bucket
+ * share one order (`us`, the server's TIME made strictly increasing per bucket), so a change is
+ * delivered after the review it changes and in the order the changes were made.
  *
  * - Single Redis: one blocking `XREAD BLOCK … STREAMS <every bucket>` on a dedicated connection.
  *   One read is atomic across the streams, so sorting each batch by the order save_review.lua put
@@ -16,8 +25,8 @@
  *   review is delivered before one stored earlier (by a single clock; across the masters of a
  *   real cluster the order is only as good as their clocks agree).
  *
- * A watch never hangs silently. The reader knows, for every bucket, the sequence number of the
- * last review it has seen (at start: the bucket's counter, read atomically with the stream's end,
+ * A watch never hangs silently. The reader knows, for every stream, the sequence number of the
+ * last entry it has seen (at start: the bucket's counter, read atomically with the stream's end,
  * so an empty stream is no excuse), and it ends every subscription with an UnavailableError
  * ("watch again") when
  * - an entry's sequence number is not the next one: entries were trimmed before it read them (it
@@ -36,10 +45,11 @@
  */
 import type { Redis } from "ioredis";
 import { CouncilError, DataLossError, UnavailableError } from "../domain/errors.js";
+import { DEFAULT_VERDICTS, type VerdictsSection } from "../domain/lifecycle.js";
 import type { Decision } from "../domain/model.js";
 import type { Logger } from "../log.js";
 import type { Keyspace } from "./keys.js";
-import { decodeDecision, fieldMap } from "./redis_codec.js";
+import { decodeDecision, decodeLesson, fieldMap, revisionOf, statusOf } from "./redis_codec.js";
 import { whenReady, type RedisClient } from "./redis_connection.js";
 import { classify } from "./redis_errors.js";
 import type { Unsubscribe } from "./store.js";
@@ -61,7 +71,10 @@ interface Position {
 }
 
 interface Entry {
+  /** The stream it came from: bucket b's review stream is b, its update stream buckets + b. */
+  stream: number;
   bucket: number;
+  kind: "review" | "update";
   id: string;
   seq: number;
   us: number;
@@ -88,11 +101,50 @@ class FeedBroken extends Error {}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function toEntries(bucket: number, raw: RawEntry[]): Entry[] {
+/** Entries of stream `stream` of a feed over `buckets` buckets (see Entry.stream). */
+function toEntries(stream: number, buckets: number, raw: RawEntry[]): Entry[] {
+  const bucket = stream % buckets;
+  const kind = stream < buckets ? "review" : "update";
   return raw.map(([id, flat]) => {
     const fields = fieldMap(flat);
-    return { bucket, id, seq: Number(fields.seq), us: Number(fields.us), fields };
+    return { stream, bucket, kind, id, seq: Number(fields.seq), us: Number(fields.us), fields };
   });
+}
+
+/**
+ * The decision as it was right after the change an update event records, from the decision as it
+ * is now (`now`, its hash) and what the event kept (update_lifecycle.lua, record_outcome.lua): the
+ * same when nothing changed since (same revision); else with the event's status, the verdicts it
+ * had then (they are only ever appended; `nv` counts them), no superseded_by unless superseded,
+ * and the outcome recorded by the call the event names (`oc`): none, the one on the decision now,
+ * or, for an outcome event overtaken by another outcome, the one its lesson (`lm`) kept. (A
+ * lifecycle event whose outcome was replaced since can only have one recorded by a replica before
+ * SPEC §9 on a decision that was not approved: it is sent with the outcome the decision has now.)
+ */
+export async function stateAfter(
+  event: Record<string, string>,
+  now: Record<string, string>,
+  verdicts: VerdictsSection,
+  lesson: (member: string) => Promise<string | null>,
+): Promise<Decision> {
+  const d = decodeDecision(now, verdicts)!;
+  if (event.rev === undefined || event.status === undefined || String(revisionOf(now)) === event.rev) return d;
+  const status = statusOf(event.status);
+  const then: Decision = {
+    ...d,
+    status,
+    verdicts: d.verdicts.slice(0, Number(event.nv ?? d.verdicts.length)),
+    supersededBy: status === "superseded" ? d.supersededBy : "",
+  };
+  const outcomeOp = event.oc ?? "";
+  if (outcomeOp === (now.op ?? "")) return then;
+  if (outcomeOp === "") {
+    return { ...then, outcome: undefined, outcomeNotes: "", lessonsLearned: "", implementedAt: undefined, outcomeRecordedBy: "" };
+  }
+  const json = event.lm === undefined ? null : await lesson(event.lm);
+  if (json === null) return then;
+  const l = decodeLesson(json);
+  return { ...then, outcome: l.outcome, outcomeNotes: l.notes, lessonsLearned: l.lessons, implementedAt: l.recordedAt, outcomeRecordedBy: l.recordedBy };
 }
 
 /** Compares two stream ids (`<ms>-<n>`) numerically. */
@@ -102,13 +154,14 @@ export function compareIds(a: string, b: string): number {
   return am !== bm ? (am < bm ? -1 : 1) : an !== bn ? (an < bn ? -1 : 1) : 0;
 }
 
-/** Single Redis: one blocking XREAD over every bucket's stream on its own connection. */
+/** Single Redis: one blocking XREAD over every bucket's streams on its own connection. */
 export class BlockingSource implements EventSource {
   readonly holdBack = false;
   private conn: Redis | undefined;
 
   constructor(
     private readonly main: Redis,
+    /** Every bucket's review stream, then every bucket's update stream. */
     private readonly streams: string[],
     private readonly blockMs: number,
     private readonly commandTimeoutMs: number,
@@ -137,9 +190,9 @@ export class BlockingSource implements EventSource {
     const entries: Entry[] = [];
     let full = false;
     for (const [key, raw] of reply ?? []) {
-      const bucket = this.streams.indexOf(key);
-      if (bucket === -1) continue;
-      entries.push(...toEntries(bucket, raw));
+      const stream = this.streams.indexOf(key);
+      if (stream === -1) continue;
+      entries.push(...toEntries(stream, this.streams.length / 2, raw));
       if (raw.length >= BATCH) full = true;
     }
     return { entries, full };
@@ -155,12 +208,13 @@ export class BlockingSource implements EventSource {
   }
 }
 
-/** Cluster: a non-blocking XREAD of each bucket's stream, every `pollMs`. */
+/** Cluster: a non-blocking XREAD of each bucket's streams, every `pollMs`. */
 export class PollingSource implements EventSource {
   readonly holdBack = true;
 
   constructor(
     private readonly client: RedisClient,
+    /** Every bucket's review stream, then every bucket's update stream. */
     private readonly streams: string[],
     private readonly pollMs: number,
   ) {}
@@ -171,9 +225,9 @@ export class PollingSource implements EventSource {
     );
     const entries: Entry[] = [];
     let full = false;
-    replies.forEach((reply, bucket) => {
+    replies.forEach((reply, stream) => {
       const raw = reply?.[0]?.[1] ?? [];
-      entries.push(...toEntries(bucket, raw));
+      entries.push(...toEntries(stream, this.streams.length / 2, raw));
       if (raw.length >= BATCH) full = true;
     });
     return { entries, full };
@@ -191,6 +245,8 @@ export class PollingSource implements EventSource {
 interface Subscriber {
   onReview: (decision: Decision) => void;
   onError: (err: Error) => void;
+  /** Changes to stored decisions; a subscriber without it is not told about them. */
+  onUpdate?: (decision: Decision) => void;
 }
 
 export interface FeedOptions {
@@ -198,10 +254,15 @@ export interface FeedOptions {
   stallMs?: number;
   /** How often the reader checks that no stream was reset or trimmed behind it. Default 1000. */
   checkMs?: number;
+  /** The policy section that decisions stored before SPEC §9 take their approvals from. */
+  verdicts?: VerdictsSection;
 }
 
-/** The keys the feed reads: every bucket's stream, counters and decisions. */
-export type FeedKeys = Pick<Keyspace, "all" | "events" | "counts" | "decision">;
+/** The keys the feed reads: every bucket's streams, counters, decisions and lessons. */
+export type FeedKeys = Pick<Keyspace, "all" | "events" | "updates" | "counts" | "decision" | "lessonDocs">;
+
+/** The stream of each position, and the counter that holds its sequence number. */
+const COUNTERS = { review: "total", update: "updates" } as const;
 
 /** Replies of a MULTI, each checked for an error. */
 async function transaction(multi: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
@@ -223,6 +284,7 @@ export class EventFeed {
   private waitingForLive: (() => void)[] = [];
   private readonly stallMs: number;
   private readonly checkMs: number;
+  private readonly verdicts: VerdictsSection;
 
   constructor(
     private readonly client: RedisClient,
@@ -233,10 +295,16 @@ export class EventFeed {
   ) {
     this.stallMs = options.stallMs ?? 10_000;
     this.checkMs = options.checkMs ?? 1000;
+    this.verdicts = options.verdicts ?? DEFAULT_VERDICTS;
   }
 
-  subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"], onLive?: () => void): Unsubscribe {
-    const sub: Subscriber = { onReview, onError };
+  /** Every bucket's review stream, then every bucket's update stream: what a source reads. */
+  static streams(keys: Pick<Keyspace, "all" | "events" | "updates">): string[] {
+    return [...keys.all().map((b) => keys.events(b)), ...keys.all().map((b) => keys.updates(b))];
+  }
+
+  subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"], onLive?: () => void, onUpdate?: Subscriber["onUpdate"]): Unsubscribe {
+    const sub: Subscriber = { onReview, onError, onUpdate };
     this.subscribers.add(sub);
     if (onLive) {
       if (this.live) queueMicrotask(onLive);
@@ -278,63 +346,87 @@ export class EventFeed {
   }
 
   /**
-   * Where each stream ends now, and the sequence number of its bucket's last review, read in one
-   * transaction per bucket so that the two agree: the reader delivers what comes after.
+   * Where each stream ends now, and the sequence number of its last entry (the bucket's counter
+   * `total` for reviews, `updates` for changes), read in one transaction per bucket so that they
+   * agree: the reader delivers what comes after.
    */
   private async start(): Promise<Position[]> {
     const k = this.keys;
-    const replies = await Promise.all(
-      k.all().map((b) => transaction(this.client.multi().hget(k.counts(b), "total").xrevrange(k.events(b), "+", "-", "COUNT", 1))),
-    );
-    return replies.map(([total, last], bucket) => {
-      const top = (last as RawEntry[])[0];
-      const seq = Number(total ?? 0);
-      if (!Number.isSafeInteger(seq)) throw new FeedBroken(`bucket ${bucket}: its counter ${JSON.stringify(total)} is not a number`);
-      return { id: top ? top[0] : "0-0", seq };
-    });
-  }
-
-  /**
-   * Whether every bucket still continues where the reader is: its counter has not gone back, its
-   * stream's ids have not, and if the counter moved on, the stream still holds the entry after the
-   * reader's position (else it was trimmed unread). One transaction per bucket.
-   */
-  private async check(positions: Position[]): Promise<void> {
-    const k = this.keys;
+    const n = k.all().length;
     const replies = await Promise.all(
       k.all().map((b) =>
         transaction(
           this.client
             .multi()
-            .hget(k.counts(b), "total")
+            .hmget(k.counts(b), COUNTERS.review, COUNTERS.update)
             .xrevrange(k.events(b), "+", "-", "COUNT", 1)
-            .xrange(k.events(b), `(${positions[b]!.id}`, "+", "COUNT", 1),
+            .xrevrange(k.updates(b), "+", "-", "COUNT", 1),
         ),
       ),
     );
-    replies.forEach(([total, last, next], bucket) => {
-      const p = positions[bucket]!;
-      const seq = Number(total ?? 0);
-      const top = (last as RawEntry[])[0];
-      if (!Number.isSafeInteger(seq) || seq < p.seq) {
-        throw new FeedBroken(`bucket ${bucket}: its sequence went back from ${p.seq} to ${JSON.stringify(total)} (Redis lost data)`);
-      }
-      if (top && p.id !== "0-0" && compareIds(top[0], p.id) < 0) {
-        throw new FeedBroken(`bucket ${bucket}: its stream ends at ${top[0]}, before ${p.id} already read (Redis lost data)`);
-      }
-      if (seq > p.seq && (next as RawEntry[]).length === 0) {
-        throw new FeedBroken(`bucket ${bucket}: events ${p.seq + 1}-${seq} were trimmed before they were read`);
+    const positions: Position[] = new Array<Position>(2 * n);
+    replies.forEach(([counters, lastReview, lastUpdate], bucket) => {
+      [lastReview, lastUpdate].forEach((last, which) => {
+        const value = (counters as (string | null)[])[which];
+        const seq = Number(value ?? 0);
+        if (!Number.isSafeInteger(seq)) throw new FeedBroken(`bucket ${bucket}: its counter ${JSON.stringify(value)} is not a number`);
+        const top = (last as RawEntry[])[0];
+        positions[which * n + bucket] = { id: top ? top[0] : "0-0", seq };
+      });
+    });
+    return positions;
+  }
+
+  /**
+   * Whether every stream still continues where the reader is: its counter has not gone back, its
+   * ids have not, and if the counter moved on, the stream still holds the entry after the reader's
+   * position (else it was trimmed unread). One transaction per bucket.
+   */
+  private async check(positions: Position[]): Promise<void> {
+    const k = this.keys;
+    const n = k.all().length;
+    const replies = await Promise.all(
+      k.all().map((b) =>
+        transaction(
+          this.client
+            .multi()
+            .hmget(k.counts(b), COUNTERS.review, COUNTERS.update)
+            .xrevrange(k.events(b), "+", "-", "COUNT", 1)
+            .xrange(k.events(b), `(${positions[b]!.id}`, "+", "COUNT", 1)
+            .xrevrange(k.updates(b), "+", "-", "COUNT", 1)
+            .xrange(k.updates(b), `(${positions[n + b]!.id}`, "+", "COUNT", 1),
+        ),
+      ),
+    );
+    replies.forEach(([counters, ...streams], bucket) => {
+      for (const which of [0, 1]) {
+        const what = which === 0 ? "events" : "updates";
+        const p = positions[which * n + bucket]!;
+        const value = (counters as (string | null)[])[which];
+        const seq = Number(value ?? 0);
+        const top = (streams[2 * which] as RawEntry[])[0];
+        const next = streams[2 * which + 1] as RawEntry[];
+        if (!Number.isSafeInteger(seq) || seq < p.seq) {
+          throw new FeedBroken(`bucket ${bucket}: its ${what} sequence went back from ${p.seq} to ${JSON.stringify(value)} (Redis lost data)`);
+        }
+        if (top && p.id !== "0-0" && compareIds(top[0], p.id) < 0) {
+          throw new FeedBroken(`bucket ${bucket}: its ${what} stream ends at ${top[0]}, before ${p.id} already read (Redis lost data)`);
+        }
+        if (seq > p.seq && next.length === 0) {
+          throw new FeedBroken(`bucket ${bucket}: ${what} ${p.seq + 1}-${seq} were trimmed before they were read`);
+        }
       }
     });
   }
 
-  /** Moves each bucket's position past `entries`, which must continue its sequence exactly. */
+  /** Moves each stream's position past `entries`, which must continue its sequence exactly. */
   private advance(positions: Position[], entries: Entry[]): void {
     for (const e of entries) {
-      const p = positions[e.bucket]!;
-      if (!Number.isSafeInteger(e.seq)) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} has no sequence number`);
-      if (e.seq > p.seq + 1) throw new FeedBroken(`bucket ${e.bucket}: missed ${e.seq - p.seq - 1} event(s) before ${e.id}`);
-      if (e.seq <= p.seq) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} has sequence ${e.seq} after ${p.seq} (Redis lost data)`);
+      const p = positions[e.stream]!;
+      const what = `bucket ${e.bucket} (${e.kind}s)`;
+      if (!Number.isSafeInteger(e.seq)) throw new FeedBroken(`${what}: entry ${e.id} has no sequence number`);
+      if (e.seq > p.seq + 1) throw new FeedBroken(`${what}: missed ${e.seq - p.seq - 1} event(s) before ${e.id}`);
+      if (e.seq <= p.seq) throw new FeedBroken(`${what}: entry ${e.id} has sequence ${e.seq} after ${p.seq} (Redis lost data)`);
       p.seq = e.seq;
       p.id = e.id;
     }
@@ -342,27 +434,53 @@ export class EventFeed {
 
   /**
    * The decisions `entries` name, in order. Entries written before events became small carry the
-   * decision themselves. The event is sent as the review was stored, with who submitted it:
-   * without the outcome, notes and lessons a RecordOutcome may have added since.
+   * decision themselves. A review is sent as it was stored, with who submitted it and the lifecycle
+   * it was stored with: without the outcome, notes and lessons a RecordOutcome may have added since,
+   * or the verdicts given since (their update events carry those). A change is sent as the decision
+   * was right after it (stateAfter), even when it has changed again since the event was written.
+   * Neither is presented as expired when due: the expiry is a change of its own, with its own event.
    */
   private async fetch(entries: Entry[]): Promise<Decision[]> {
-    const stored = await Promise.all(
-      entries.map(async (e): Promise<Record<string, string> | undefined> => {
-        if (e.fields.doc !== undefined) return e.fields;
+    const found = await Promise.all(
+      entries.map(async (e): Promise<Decision | undefined> => {
+        if (e.fields.doc !== undefined) return decodeDecision(e.fields, this.verdicts);
         const id = e.fields.id;
         if (!id) throw new FeedBroken(`bucket ${e.bucket}: entry ${e.id} names no decision`);
-        const [doc, submittedBy] = await this.client.hmget(this.keys.decision(e.bucket, id), "doc", "submitted_by");
+        const key = this.keys.decision(e.bucket, id);
+        if (e.kind === "update") {
+          const all = await this.client.hgetall(key);
+          if (all.doc === undefined) return undefined;
+          return stateAfter(e.fields, all, this.verdicts, (member) => this.client.hget(this.keys.lessonDocs(e.bucket), member));
+        }
+        const [doc, submittedBy, approvals, expiresAt, supersedes] = await this.client.hmget(
+          key,
+          "doc",
+          "submitted_by",
+          "approvals",
+          "expires_at",
+          "supersedes",
+        );
         if (doc === null || doc === undefined) return undefined;
-        // No submitted_by: stored before principals, read as the codec reads it (anonymous).
-        return submittedBy === null || submittedBy === undefined ? { doc } : { doc, submitted_by: submittedBy };
+        // Without `status`, the codec reads the status the decision starts in (its type's); the
+        // fields it was stored with, where it has them. No submitted_by: stored before
+        // principals, read as the codec reads it (anonymous).
+        const fields: Record<string, string> = { doc };
+        const set = (name: string, value: string | null | undefined) => {
+          if (value !== null && value !== undefined) fields[name] = value;
+        };
+        set("submitted_by", submittedBy);
+        set("approvals", approvals);
+        set("expires_at", expiresAt);
+        set("supersedes", supersedes);
+        return decodeDecision(fields, this.verdicts);
       }),
     );
     return entries.map((e, i) => {
-      const fields = stored[i];
-      if (fields === undefined) {
+      const decision = found[i];
+      if (decision === undefined) {
         throw new DataLossError(`watch: event ${e.id} of bucket ${e.bucket} names decision ${e.fields.id}, which is missing`);
       }
-      return decodeDecision(fields)!;
+      return decision;
     });
   }
 
@@ -401,7 +519,7 @@ export class EventFeed {
             if (!current()) return;
             lastOk = Date.now();
             ready = ready.slice(chunk.length);
-            this.deliver(decisions);
+            this.deliver(chunk, decisions);
             continue;
           }
           if (Date.now() - lastCheck >= this.checkMs) {
@@ -423,7 +541,9 @@ export class EventFeed {
             held = held.filter((e) => e.us > watermark);
             for (const e of entries) if (e.us > watermark) watermark = e.us;
           }
-          ready = next.sort((a, b) => a.us - b.us || a.bucket - b.bucket || a.seq - b.seq);
+          // Changes nobody asked for are not fetched (their positions moved on all the same).
+          const wanted = [...this.subscribers].some((s) => s.onUpdate !== undefined);
+          ready = next.filter((e) => e.kind === "review" || wanted).sort((a, b) => a.us - b.us || a.stream - b.stream || a.seq - b.seq);
           if (!full && ready.length === 0) await this.source.pause();
         } catch (err) {
           if (!current()) return;
@@ -448,16 +568,18 @@ export class EventFeed {
     }
   }
 
-  private deliver(decisions: Decision[]): void {
-    for (const decision of decisions) {
+  private deliver(entries: Entry[], decisions: Decision[]): void {
+    decisions.forEach((decision, i) => {
+      const update = entries[i]!.kind === "update";
       for (const s of [...this.subscribers]) {
         if (!this.subscribers.has(s)) continue;
         try {
-          s.onReview(decision);
+          if (!update) s.onReview(decision);
+          else s.onUpdate?.(decision);
         } catch (err) {
           this.log.error({ err }, "watch: a subscriber threw");
         }
       }
-    }
+    });
   }
 }

@@ -1,8 +1,15 @@
 /**
  * The one storage interface. The in-process store and the Redis store both implement it and both
  * pass the contract suite in test/store/contract.ts.
+ *
+ * Human verdicts (SPEC section 9): the rules live once, in src/domain/lifecycle.ts. The app reads a
+ * decision with its revision (getDecisionForUpdate), applies a rule, and writes the result with
+ * updateLifecycle, which writes only if the revision is unchanged (on "conflict" the app reads
+ * again and retries). Stores never judge verdicts; they only keep counters, indexes, expiry and
+ * events exact. Decisions stored before section 9 (no status) read through
+ * `legacyLifecycle(decisionType, settings)` from src/domain/lifecycle.ts.
  */
-import type { Decision, DecisionType, Lesson, Outcome, Summary } from "../domain/model.js";
+import type { Decision, DecisionStatus, DecisionType, Lesson, Outcome, Summary, Verdict } from "../domain/model.js";
 
 /** What saving a review did. */
 export type SaveResult =
@@ -32,16 +39,52 @@ export interface OutcomeChange {
 /** What recording an outcome did. */
 export type OutcomeResult =
   | { kind: "recorded"; decision: Decision }
+  /**
+   * The decision's status is not `approved` (SPEC section 9: an outcome is what happened when an
+   * approved change was carried out): nothing was written. Checked in the same atomic step as the
+   * write, after `onlyIfSubmittedBy` and before the request_id. A pending decision past its
+   * `expiresAt` by the store's clock counts as `expired` here.
+   */
+  | { kind: "not_approved"; status: DecisionStatus }
   /** The request_id was already used for this decision by the same principal: nothing was written. */
   | { kind: "exists"; decision: Decision; fingerprint: string }
   /** `onlyIfSubmittedBy` did not match: the decision was submitted by `submittedBy`. Nothing was written. */
   | { kind: "other_submitter"; submittedBy: string }
   | { kind: "not_found" };
 
+/** Every combination of these is served from an index (no scan, no sorting in memory). */
 export interface DecisionFilter {
   decisionType?: DecisionType;
   suggestionId?: string;
+  /** Only decisions whose status is this one now (a decision moves between status indexes as it changes). */
+  status?: DecisionStatus;
 }
+
+/**
+ * The lifecycle part of a decision that a change writes. Everything else about a decision is
+ * immutable, except the outcome (recordOutcome).
+ */
+export interface LifecycleChange {
+  status: DecisionStatus;
+  /** The whole list after the change (the previous verdicts, then any new one). */
+  verdicts: Verdict[];
+  /** Set together with status `superseded`; otherwise the decision's current value, unchanged. */
+  supersededBy: string;
+}
+
+/** What updateLifecycle did. */
+export type LifecycleResult =
+  /** Written: status counters and status indexes moved, revision bumped, one update event sent. */
+  | { kind: "applied"; decision: Decision }
+  /** The decision's revision is no longer `expectRevision`: nothing was written; read it again. */
+  | { kind: "conflict" }
+  /**
+   * The decision was pending and its `expiresAt` has passed by the store's clock: the store expired
+   * it in this step (exactly as expireDue would: counters, indexes, one update event) unless that had
+   * already happened, and wrote nothing else. `decision` is the expired decision.
+   */
+  | { kind: "expired"; decision: Decision }
+  | { kind: "not_found" };
 
 export interface PageRequest {
   limit: number;
@@ -53,6 +96,12 @@ export interface PageRequest {
    * `next` then continues from the last item it holds. The store reads no more than it needs to.
    */
   maxBytes?: number;
+  /**
+   * Oldest first (ascending store order) instead of newest first. Cursors of the two directions are
+   * not interchangeable (the app scopes page tokens by direction). Paged from the same indexes at
+   * the same cost as newest first.
+   */
+  oldestFirst?: boolean;
 }
 
 /** How many of `items`, from the first, fit in `maxBytes` as `size` counts them: at least one. */
@@ -92,6 +141,11 @@ export interface Store {
    * not "exists"); `fingerprint` identifies the suggestion so that a repeat can be told from a
    * conflict. A decision with a request_id must have the id
    * `decisionIdForRequest(submittedBy, requestId)`.
+   *
+   * The decision arrives with its initial lifecycle (src/domain/lifecycle.ts initialLifecycle): its
+   * status is counted in `byStatus` and indexed, and a pending one is scheduled for expiry at its
+   * `expiresAt`; its revision starts at 1. Supersede is not part of this call: the app stores the
+   * new review, then marks the old decision through updateLifecycle (compare-and-set).
    */
   saveReview(decision: Decision, fingerprint: string): Promise<SaveResult>;
 
@@ -101,20 +155,56 @@ export interface Store {
   getDecision(id: string): Promise<Decision | undefined>;
 
   /**
-   * Newest first: in the order the store stored them (a counter, or the Redis server's clock made
-   * strictly increasing), never by `decidedAt`, which is the replica's clock.
+   * Newest first (or oldest first with `page.oldestFirst`): in the order the store stored them (a
+   * counter, or the Redis server's clock made strictly increasing), never by `decidedAt`, which is
+   * the replica's clock. A status keeps a decision's place in that order (the order is when it was
+   * stored, not when its status changed).
+   *
+   * Expiry on reads (this method, getDecision, getDecisionForUpdate, findByRequestId): a decision
+   * read as `pending` whose `expiresAt` has passed by the store's clock is returned with status
+   * `expired` (the store may expire it then and there, or only present it so until its sweeper
+   * does; the update event is sent once either way). A listing filtered by `pending` may therefore
+   * hold an item that reads `expired` for the moment between its expiry time and the sweep.
    */
   listDecisions(filter: DecisionFilter, page: PageRequest): Promise<Page<Decision>>;
+
+  /**
+   * The decision with its revision: an integer that changes with every write to the decision after
+   * it was stored (lifecycle changes and outcomes), for compare-and-set through updateLifecycle.
+   * Decisions stored before revisions existed have revision 0. Read expiry as listDecisions says.
+   */
+  getDecisionForUpdate(id: string): Promise<{ decision: Decision; revision: number } | undefined>;
+
+  /**
+   * Writes a lifecycle change, atomically, only if the decision's revision is still `expectRevision`
+   * (compare-and-set: the rules run in src/domain/lifecycle.ts, once, and the store only checks that
+   * nothing changed between the read and this write). In the same atomic step: if the decision is
+   * pending and past its `expiresAt` by the store's clock, expire it instead ("expired"); otherwise
+   * write status, verdicts and supersededBy, move one count between `byStatus` counters when the
+   * status changes, move the decision between status indexes, bump the revision, and send one
+   * update event (see subscribe). The store does not judge the change itself (the caller did).
+   */
+  updateLifecycle(id: string, expectRevision: number, change: LifecycleChange): Promise<LifecycleResult>;
+
+  /**
+   * Expires up to `limit` pending decisions whose `expiresAt` has passed by the store's clock, each
+   * exactly once across all replicas (status `expired`, counters, indexes, revision, one update
+   * event), and answers how many this call expired. Stores also run this by themselves on a timer
+   * from the moment they are open until close (every few hundred milliseconds), so that an expiry
+   * is an event within about a second on any replica; tests may call it to sweep at once.
+   */
+  expireDue(limit: number): Promise<number>;
 
   /**
    * Replaces the decision's outcome, notes, lessons and recorder, sets implemented_at, appends a
    * lesson and moves the outcome counters, atomically. With a request_id, does so only if that id
    * is still free for this decision and this recorder; with `onlyIfSubmittedBy`, only on a
-   * decision that principal submitted (checked first).
+   * decision that principal submitted (checked first); then only on an `approved` decision
+   * ("not_approved" otherwise). Sends one update event (see subscribe) when it records.
    */
   recordOutcome(id: string, change: OutcomeChange): Promise<OutcomeResult>;
 
-  /** Exact counts, read from counters. */
+  /** Exact counts, read from counters (`byStatus` included: every stored decision is in one status). */
   summary(): Promise<Summary>;
 
   /** Newest first, in the order the store recorded them (as listDecisions). */
@@ -123,9 +213,21 @@ export interface Store {
   /**
    * Calls `onReview` for every review stored after this call, by any replica, in the order each
    * store sees them. `onError` is called if the subscription breaks for good. `onLive` is called
-   * once the subscription is in place: no review stored after that is missed.
+   * once the subscription is in place: no review or update stored after that is missed.
+   *
+   * With `onUpdate`, also calls it for every change to a stored decision after this call (a
+   * lifecycle change through updateLifecycle, supersede or expiry, and a recorded outcome), in the
+   * same order as the reviews around it, with the decision as it reads after that change or later
+   * (a store whose events carry only ids reads the decision when it delivers the event, so two quick
+   * changes may both deliver the later state; a consumer that needs each state once compares). Each
+   * change is delivered once per subscriber. Without `onUpdate`, update events are not read at all.
    */
-  subscribe(onReview: (decision: Decision) => void, onError: (err: Error) => void, onLive?: () => void): Unsubscribe;
+  subscribe(
+    onReview: (decision: Decision) => void,
+    onError: (err: Error) => void,
+    onLive?: () => void,
+    onUpdate?: (decision: Decision) => void,
+  ): Unsubscribe;
 
   /** Whether the store can serve now (for health checks). */
   isHealthy(): boolean;

@@ -81,7 +81,8 @@ export type UnaryName =
   | "recordOutcome"
   | "getSummary"
   | "listLessons"
-  | "listReviewers";
+  | "listReviewers"
+  | "resolveDecision";
 
 /** Calls a unary method (deadline 10 s) and resolves with how it ended, never rejecting. */
 export function unaryOutcome(client: CouncilServiceClient, method: UnaryName, request: object, metadata = new Metadata()): Promise<Outcome> {
@@ -102,7 +103,7 @@ export function unaryOutcome(client: CouncilServiceClient, method: UnaryName, re
 export function reviewOutcome(client: CouncilServiceClient, request: object): Promise<Outcome<unknown[]>> {
   return new Promise((resolve) => {
     const events: unknown[] = [];
-    const stream = client.reviewSuggestion({ suggestion: undefined, requestId: "", dryRun: false, ...request }, { deadline: Date.now() + 10_000 });
+    const stream = client.reviewSuggestion({ suggestion: undefined, requestId: "", dryRun: false, supersedes: "", ...request }, { deadline: Date.now() + 10_000 });
     stream.on("data", (e) => events.push(e));
     stream.on("error", (err: ServiceError) => resolve({ code: err.code, details: err.details, response: events }));
     stream.on("end", () => resolve({ code: status.OK, details: "", response: events }));
@@ -114,7 +115,7 @@ export function reviewOutcome(client: CouncilServiceClient, request: object): Pr
  * ended first. The caller cancels a live watch.
  */
 export function watchOutcome(client: CouncilServiceClient): Promise<Outcome & { cancel: () => void }> {
-  const stream = client.watchDecisions({ decisionType: 0, includeVotes: false });
+  const stream = client.watchDecisions({ decisionType: 0, includeVotes: false, includeUpdates: false });
   const cancel = () => stream.cancel();
   stream.on("data", () => undefined);
   const ended = new Promise<Outcome & { cancel: () => void }>((resolve) => {

@@ -4,8 +4,8 @@
  * anything else in the request (a caller without the role learns nothing about it: not that the
  * decision does not exist, not that a field is invalid, not that a string is not UTF-8).
  *
- * ResolveDecision, AwaitDecision and ServeReviews are in the SPEC's table but not served yet: the
- * last test checks the table `authorize` uses for them, which is what their wrappers will apply.
+ * ServeReviews is in the SPEC's table but not served yet: the last test checks the table
+ * `authorize` uses for it, which is what its wrapper will apply.
  */
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { expect } from "chai";
@@ -25,6 +25,16 @@ import { RedisServer } from "../support/redis.js";
 import { startCouncil, type Running } from "../support/server.js";
 import { within } from "../support/wait.js";
 import { authFileIn, reviewOutcome, unaryOutcome, watchOutcome, writeAuthFile, type Outcome } from "./grpc_helpers.js";
+
+/** Awaits `decisionId` (deadline 10 s) and resolves with how the stream ended. */
+function awaitOutcome(client: CouncilServiceClient, decisionId: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const stream = client.awaitDecision({ decisionId }, { deadline: Date.now() + 10_000 });
+    stream.on("data", () => undefined);
+    stream.on("error", (err: ServiceError) => resolve({ code: err.code, details: err.details }));
+    stream.on("end", () => resolve({ code: status.OK, details: "" }));
+  });
+}
 import { tempDir } from "./helpers.js";
 
 /** The callers: one principal per role, and one with no Council role (only a JWT can be that). */
@@ -41,11 +51,14 @@ const ALLOWED: Record<string, readonly Caller[]> = {
   ListLessons: ["agent", "operator", "approver", "reviewer"],
   ListReviewers: ["agent", "operator", "approver", "reviewer"],
   WatchDecisions: ["agent", "operator", "approver", "reviewer"],
+  ResolveDecision: ["approver"],
+  AwaitDecision: ["agent", "operator", "approver", "reviewer"],
 };
 
 const NEEDS: Record<string, string> = {
   ReviewSuggestion: "ReviewSuggestion needs the role agent or operator",
   RecordOutcome: "RecordOutcome needs the role agent or operator",
+  ResolveDecision: "ResolveDecision needs the role approver",
 };
 const needs = (method: string) => NEEDS[method] ?? `${method} needs the role agent, operator, approver or reviewer`;
 
@@ -81,8 +94,10 @@ for (const kind of ["memory", "redis"] as const) {
     let c: Running;
     const tokens = {} as Record<Caller, string>;
     const clients = {} as Record<Caller, CouncilServiceClient>;
-    /** A decision each of agent and operator submitted. */
+    /** A decision each of agent and operator submitted (auto-approved, so outcomes may be recorded). */
     const submitted = {} as Record<"agent" | "operator", string>;
+    /** A decision the agent submitted that waits for an approver (human_approve). */
+    let pending: string;
 
     before(async () => {
       ({ dir, remove } = await tempDir());
@@ -110,6 +125,9 @@ for (const kind of ["memory", "redis"] as const) {
         expect(r.code, r.details).to.equal(status.OK);
         submitted[who] = (r.response!.at(-1) as { decisionId: string }).decisionId;
       }
+      const r = await reviewOutcome(clients.agent, { suggestion: wireSuggestion({ risk: 3, autoFixable: false }) });
+      expect(r.code, r.details).to.equal(status.OK);
+      pending = (r.response!.at(-1) as { decisionId: string }).decisionId;
     });
     after(async () => {
       await c.stop();
@@ -135,7 +153,7 @@ for (const kind of ["memory", "redis"] as const) {
         case "GetDecision":
           return unaryOutcome(client, "getDecision", { id: submitted.agent });
         case "ListDecisions":
-          return unaryOutcome(client, "listDecisions", { decisionType: 0, suggestionId: "", pageSize: 5, pageToken: "" });
+          return unaryOutcome(client, "listDecisions", { decisionType: 0, suggestionId: "", pageSize: 5, pageToken: "", status: 0, oldestFirst: false });
         case "GetSummary":
           return unaryOutcome(client, "getSummary", {});
         case "ListLessons":
@@ -147,6 +165,12 @@ for (const kind of ["memory", "redis"] as const) {
           w.cancel();
           return w;
         }
+        case "ResolveDecision":
+          // The approver's first call counts its verdict; a repeat returns the decision unchanged.
+          return unaryOutcome(client, "resolveDecision", { decisionId: pending, verdict: 1, comment: "", requestId: "" });
+        case "AwaitDecision":
+          // An auto-approved decision: sent once, then the stream ends OK.
+          return awaitOutcome(client, submitted.agent);
         default:
           throw new Error(`no call for ${method}`);
       }
@@ -197,11 +221,9 @@ for (const kind of ["memory", "redis"] as const) {
 }
 
 describe("roles of the RPCs not served yet", () => {
-  it("ResolveDecision: approver only; ServeReviews: reviewer only; AwaitDecision: any role", () => {
+  it("ServeReviews: reviewer only", () => {
     const expected: Record<string, readonly Role[]> = {
-      ResolveDecision: ["approver"],
       ServeReviews: ["reviewer"],
-      AwaitDecision: ["agent", "operator", "approver", "reviewer"],
     };
     for (const [method, roles] of Object.entries(expected)) {
       expect(METHOD_ROLES[method], method).to.deep.equal(roles);

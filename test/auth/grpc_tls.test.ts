@@ -195,7 +195,7 @@ describe("TLS and mTLS through gRPC", function () {
           const before = new X509Certificate(pki.server.cert).fingerprint256;
           expect(await servedFingerprint(c.server.port, pki.ca.cert)).to.equal(before);
 
-          const watch = c.client.watchDecisions({ decisionType: 0, includeVotes: false });
+          const watch = c.client.watchDecisions({ decisionType: 0, includeVotes: false, includeUpdates: false });
           const events: { decisionId: string }[] = [];
           watch.on("data", (e: { decisionId: string }) => events.push(e));
           let watchError: Error | undefined;

@@ -76,7 +76,7 @@ describe("Errors classified at the Redis store boundary, through gRPC", function
   }
   const docKey = (id: string) => keys.decision(keys.bucketOfId(id), id);
   const c = () => council.client;
-  const list = () => call(c(), c().listDecisions, { decisionType: 0, suggestionId: "", pageSize: 50, pageToken: "" });
+  const list = () => call(c(), c().listDecisions, { decisionType: 0, suggestionId: "", pageSize: 50, pageToken: "", status: 0, oldestFirst: false });
 
   it("a decision doc that is not JSON: DATA_LOSS on GetDecision and ListDecisions, details only in the server's error", async () => {
     const id = await stored();

@@ -16,7 +16,8 @@ export const silent = createLogger("silent");
 
 /** A replica: the real server in-process on port 0, on a RedisStore. */
 export async function startReplica(url: string, prefix: string, options: StartOptions & Partial<RedisStoreOptions> = {}): Promise<Running> {
-  const store = await RedisStore.open({ log: silent, ...options, url, prefix });
+  // Decisions stored before SPEC §9 read with the approvals of the policy the replica runs.
+  const store = await RedisStore.open({ log: silent, verdicts: options.policy?.verdicts, ...options, url, prefix });
   return startCouncil({ ...options, store });
 }
 
@@ -42,7 +43,7 @@ export async function listAll(
   const decisions: WireDecision[] = [];
   let pageToken = "";
   for (let pages = 1; pages < 100_000; pages++) {
-    const res = await call(client, client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: size, pageToken, ...filter });
+    const res = await call(client, client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: size, pageToken, status: 0, oldestFirst: false, ...filter });
     decisions.push(...res.decisions);
     if (!res.nextPageToken) return { decisions, pages };
     pageToken = res.nextPageToken;

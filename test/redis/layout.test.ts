@@ -32,13 +32,13 @@ describe("The keyspace's meta at start-up", function () {
 
   it("refuses a layout it does not know, naming it, and leaves the keyspace as it was", async () => {
     const p = prefix();
-    await redis.hset(`${p}meta`, { buckets: "4", layout: "2", created_at: "2030-01-01T00:00:00.000Z" });
+    await redis.hset(`${p}meta`, { buckets: "4", layout: "3", created_at: "2030-01-01T00:00:00.000Z" });
     const before = await redis.hgetall(`${p}meta`);
     const err = await open(p).then(
       (s) => s.close().then(() => undefined),
       (e: Error) => e,
     );
-    expect(err?.message).to.include(`${p}meta records layout "2", which this version of Council cannot read (it knows layout 1)`);
+    expect(err?.message).to.include(`${p}meta records layout "3", which this version of Council cannot read (it knows layouts 1 and 2)`);
     expect(await redis.hgetall(`${p}meta`)).to.deep.equal(before);
   });
 
@@ -61,7 +61,7 @@ describe("The keyspace's meta at start-up", function () {
     expect(code).to.equal(1);
   });
 
-  it("gives a keyspace made by an earlier version a page-token key, and keeps everything else", async () => {
+  it("gives a keyspace made by an earlier version a page-token key and layout 2, and keeps everything else", async () => {
     const p = prefix();
     // As the previous version created it: buckets, layout and created_at, no token key.
     await redis.hset(`${p}meta`, { buckets: "3", layout: "1", created_at: "2025-01-01T00:00:00.000Z" });
@@ -71,7 +71,8 @@ describe("The keyspace's meta at start-up", function () {
       expect(a.keys.buckets).to.equal(3);
       expect(b.keys.buckets).to.equal(3);
       const meta = await redis.hgetall(`${p}meta`);
-      expect(meta).to.deep.include({ buckets: "3", layout: "1", created_at: "2025-01-01T00:00:00.000Z" });
+      // Layout 1, brought to layout 2 at open (an empty keyspace: nothing to backfill).
+      expect(meta).to.deep.include({ buckets: "3", layout: "2", created_at: "2025-01-01T00:00:00.000Z" });
       expect(Buffer.from(meta.token_key!, "base64")).to.have.length(32);
       expect(a.pageTokenKey.equals(Buffer.from(meta.token_key!, "base64"))).to.equal(true);
       expect(b.pageTokenKey.equals(a.pageTokenKey)).to.equal(true);
@@ -80,14 +81,14 @@ describe("The keyspace's meta at start-up", function () {
     }
   });
 
-  it("reads a keyspace whose layout field was never written as layout 1, and records it", async () => {
+  it("reads a keyspace whose layout field was never written as layout 1, and brings it to layout 2", async () => {
     const p = prefix();
     // An older replica writes the bucket count first and the layout just after: it may have stopped between.
     await redis.hset(`${p}meta`, { buckets: "2" });
     const store = await open(p);
     try {
       expect(store.keys.buckets).to.equal(2);
-      expect(await redis.hget(`${p}meta`, "layout")).to.equal("1");
+      expect(await redis.hget(`${p}meta`, "layout")).to.equal("2");
     } finally {
       await store.close();
     }
@@ -102,7 +103,7 @@ describe("The keyspace's meta at start-up", function () {
       expect(buckets.size).to.equal(1);
       expect(keys.size).to.equal(1);
       const meta = await redis.hgetall(`${p}meta`);
-      expect(meta.layout).to.equal("1");
+      expect(meta.layout).to.equal("2");
       expect(Number(meta.buckets)).to.equal([...buckets][0]);
       expect(meta.created_at).to.match(/^\d{4}-\d\d-\d\dT/);
     } finally {

@@ -109,7 +109,7 @@ describe("Redis outage through gRPC", function () {
     // A watch open across the outage keeps going: the reader resumes where it was.
     const watched = new Set<string>();
     let watchError: ServiceError | undefined;
-    const watch = c.watchDecisions({ decisionType: 0, includeVotes: false });
+    const watch = c.watchDecisions({ decisionType: 0, includeVotes: false, includeUpdates: false });
     watch.on("data", (e: WatchDecisionsResponse) => watched.add(e.decisionId));
     watch.on("error", (e: ServiceError) => (watchError = e));
     // The server sends response headers once the watch is live.

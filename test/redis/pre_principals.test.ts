@@ -89,7 +89,7 @@ describe("a keyspace written before principals", function () {
     expect(await get(first)).to.deep.include({ submittedBy: "anonymous", outcomeRecordedBy: "anonymous", outcome: Outcome.OUTCOME_SUCCESS, requestId: "old-req-1" });
     expect(await get(second)).to.deep.include({ submittedBy: "anonymous", outcomeRecordedBy: "", outcome: Outcome.OUTCOME_UNSPECIFIED });
     expect(await get(third)).to.deep.include({ submittedBy: "anonymous", outcomeRecordedBy: "anonymous", outcome: Outcome.OUTCOME_PARTIAL });
-    const listed = await call(client, client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 10, pageToken: "" });
+    const listed = await call(client, client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 10, pageToken: "", status: 0, oldestFirst: false });
     expect(listed.decisions.map((d) => [d.id, d.submittedBy, d.outcomeRecordedBy])).to.deep.equal([
       [third, "anonymous", "anonymous"],
       [second, "anonymous", ""],

@@ -19,7 +19,7 @@ const decisionOf = (events: ReviewSuggestionResponse[]) => {
 };
 
 function watch(r: Running, includeVotes: boolean) {
-  const stream = r.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes });
+  const stream = r.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes, includeUpdates: false });
   // The server sends response headers once the watch is live: every review stored from then on is sent.
   const live = new Promise<void>((resolve) => stream.once("metadata", () => resolve()));
   const events: WatchDecisionsResponse[] = [];

@@ -103,7 +103,7 @@ describe("Lua scripts check everything before they write", function () {
   const summary = () => call(r.client, r.client.getSummary, {});
   const getDecision = (id: string) => call(r.client, r.client.getDecision, { id });
   const listed = async (filter: { suggestionId?: string; decisionType?: DecisionType }) =>
-    (await call(r.client, r.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 500, pageToken: "", ...filter })).decisions.map((d) => d.id);
+    (await call(r.client, r.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 500, pageToken: "", status: 0, oldestFirst: false, ...filter })).decisions.map((d) => d.id);
 
   for (const [name, breakIt] of saveBreakers) {
     it(`ReviewSuggestion when ${name}: INTERNAL, nothing written, and the retry stores it`, async () => {

@@ -19,7 +19,7 @@ import { waitFor, within } from "../support/wait.js";
 import { ServiceProcess, startReplica } from "./helpers.js";
 
 function watch(client: CouncilServiceClient) {
-  const stream = client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false });
+  const stream = client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false, includeUpdates: false });
   // The server sends response headers once the watch is live: every review stored from then on is sent.
   const live = new Promise<void>((resolve) => stream.once("metadata", () => resolve()));
   const ended = new Promise<ServiceError>((resolve) => stream.once("error", resolve));

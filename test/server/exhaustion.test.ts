@@ -74,7 +74,7 @@ describe("a client that tries to exhaust the server", function () {
     const baseline = memoryMb(child.pid!).now;
 
     const sessions = Array.from({ length: CONNECTIONS }, () => silentSession(addr));
-    const request = WatchDecisionsRequest.encode({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: true }).finish();
+    const request = WatchDecisionsRequest.encode({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: true, includeUpdates: false }).finish();
     const all: RawCall[] = [];
     /** Opens a wave of silent watches; returns how many the server accepted (headers without a status). */
     const wave = async () => {

@@ -31,7 +31,7 @@ describe("Prometheus metrics on their own port", () => {
     await review(c.client, { suggestion: wireSuggestion(), dryRun: true });
     const missing = await call(c.client, c.client.getDecision, { id: "dec-none" }).catch((e: ServiceError) => e);
     expect((missing as ServiceError).code).to.equal(status.NOT_FOUND);
-    const watch = c.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false });
+    const watch = c.client.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false, includeUpdates: false });
     watch.on("error", () => undefined);
     await nextEvent(watch, "metadata", { what: "response headers from the watch (it is live)" });
 

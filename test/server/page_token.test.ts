@@ -53,7 +53,7 @@ function expectBadToken(err: ServiceError): void {
 }
 
 const listDecisions = (c: CouncilServiceClient, pageToken: string, pageSize = 1) =>
-  call(c, c.listDecisions, { decisionType: 0, suggestionId: "", pageSize, pageToken });
+  call(c, c.listDecisions, { decisionType: 0, suggestionId: "", pageSize, pageToken, status: 0, oldestFirst: false });
 const listLessons = (c: CouncilServiceClient, pageToken: string, pageSize = 1) => call(c, c.listLessons, { pageSize, pageToken });
 
 /** Stores three reviews, each with an outcome, so that both listings have more than one page. */
@@ -111,7 +111,7 @@ describe("Page tokens cannot be forged", function () {
       const seen: string[] = [];
       let token = "";
       for (let page = 0; page < 10; page++) {
-        const res = await call(a.client, a.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 1, pageToken: token });
+        const res = await call(a.client, a.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 1, pageToken: token, status: 0, oldestFirst: false });
         seen.push(...res.decisions.map((d) => d.id));
         token = res.nextPageToken;
         expect(token.length).to.be.below(200);
@@ -119,7 +119,7 @@ describe("Page tokens cannot be forged", function () {
       }
       expect(new Set(seen).size).to.equal(3);
       // Bound to its filter still.
-      const first = await call(a.client, a.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 1, pageToken: "" });
+      const first = await call(a.client, a.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 1, pageToken: "", status: 0, oldestFirst: false });
       const err = await failure(listDecisions(a.client, first.nextPageToken));
       expectBadToken(err);
       expect(err.details).to.include("another listing or filter");

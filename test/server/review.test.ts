@@ -59,7 +59,7 @@ describe("ReviewSuggestion over gRPC", () => {
         if (index === 1) await held.promise; // performance waits until the client has the safety vote
       },
     });
-    const stream = c.client.reviewSuggestion({ suggestion: wireSuggestion(), requestId: "", dryRun: false });
+    const stream = c.client.reviewSuggestion({ suggestion: wireSuggestion(), requestId: "", dryRun: false, supersedes: "" });
     const arrivals: string[] = [];
     const done = new Promise<void>((resolve, reject) => {
       stream.on("data", (e) => {
@@ -133,7 +133,7 @@ describe("ReviewSuggestion over gRPC", () => {
     c = await startCouncil({ beforeVote: async (_r, index) => (index === 2 ? held.promise : undefined) });
     const s = wireSuggestion();
     const requestId = unique("req");
-    const stream = c.client.reviewSuggestion({ suggestion: s, requestId, dryRun: false });
+    const stream = c.client.reviewSuggestion({ suggestion: s, requestId, dryRun: false, supersedes: "" });
     const cancelled = new Promise<number>((resolve) => {
       stream.on("data", () => stream.cancel());
       stream.on("error", (e: { code: number }) => resolve(e.code));
@@ -178,6 +178,7 @@ describe("ReviewSuggestion over gRPC", () => {
       outcomes: { success: 1, failure: 0, partial: 0, pending: 1 },
       autoApproved: 1,
       learningEntries: 2,
+      byStatus: { pending: 0, approved: 1, rejected: 1, expired: 0, superseded: 0 },
     });
     const stored = await call(c.client, c.client.getDecision, { id: b });
     expect(stored.decision?.decision).to.equal(DecisionType.DECISION_TYPE_REJECT);
@@ -212,7 +213,7 @@ describe("ReviewSuggestion over gRPC", () => {
     const times: number[] = [];
     let pageToken = "";
     for (let page = 0; page < 100; page++) {
-      const res = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 7, pageToken });
+      const res = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 7, pageToken, status: 0, oldestFirst: false });
       expect(res.decisions.length).to.be.at.most(7);
       seen.push(...res.decisions.map((d) => d.id));
       times.push(...res.decisions.map((d) => d.decidedAt!.getTime()));
@@ -222,7 +223,7 @@ describe("ReviewSuggestion over gRPC", () => {
     expect(new Set(seen).size).to.equal(seen.length);
     expect([...seen].sort()).to.deep.equal([...made].sort());
     expect(times).to.deep.equal([...times].sort((x, y) => y - x)); // newest first
-    const bySuggestion = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 500, pageToken: "" });
+    const bySuggestion = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 500, pageToken: "", status: 0, oldestFirst: false });
     expect(bySuggestion.decisions).to.have.length(30);
     expect(bySuggestion.nextPageToken).to.equal("");
     const deferred = await call(c.client, c.client.listDecisions, {
@@ -230,11 +231,13 @@ describe("ReviewSuggestion over gRPC", () => {
       suggestionId: "",
       pageSize: 0,
       pageToken: "",
+      status: 0,
+      oldestFirst: false,
     });
     expect(deferred.decisions.map((d) => d.decision)).to.satisfy((ts: number[]) => ts.every((t) => t === DecisionType.DECISION_TYPE_DEFER));
-    const defaultPage = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "" });
+    const defaultPage = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "", status: 0, oldestFirst: false });
     expect(defaultPage.decisions).to.have.length(50);
-    const capped = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 100_000, pageToken: "" });
+    const capped = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 100_000, pageToken: "", status: 0, oldestFirst: false });
     expect(capped.decisions).to.have.length(120);
   });
 

@@ -60,19 +60,19 @@ describe("bad input gets INVALID_ARGUMENT naming the field, and stores nothing",
     ["GetDecision: unknown id", (c) => call(c.client, c.client.getDecision, { id: "dec-nope" }), status.NOT_FOUND, "decision"],
     [
       "ListDecisions: a page token the server did not issue",
-      (c) => call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "bogus" }),
+      (c) => call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "bogus", status: 0, oldestFirst: false }),
       status.INVALID_ARGUMENT,
       "page_token:",
     ],
     [
       "ListDecisions: negative page size",
-      (c) => call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: -1, pageToken: "" }),
+      (c) => call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: -1, pageToken: "", status: 0, oldestFirst: false }),
       status.INVALID_ARGUMENT,
       "page_size:",
     ],
     [
       "ListDecisions: unknown decision type",
-      (c) => call(c.client, c.client.listDecisions, { decisionType: 17, suggestionId: "", pageSize: 0, pageToken: "" }),
+      (c) => call(c.client, c.client.listDecisions, { decisionType: 17, suggestionId: "", pageSize: 0, pageToken: "", status: 0, oldestFirst: false }),
       status.INVALID_ARGUMENT,
       "decision_type:",
     ],
@@ -121,17 +121,19 @@ describe("bad input gets INVALID_ARGUMENT naming the field, and stores nothing",
 
   it("a page token is bound to its filter", async () => {
     for (let i = 0; i < 3; i++) await review(c.client, { suggestion: wireSuggestion(), dryRun: false });
-    const first = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 1, pageToken: "" });
+    const first = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 1, pageToken: "", status: 0, oldestFirst: false });
     expect(first.nextPageToken).to.not.equal("");
     const err = await call(c.client, c.client.listDecisions, {
       decisionType: 0,
       suggestionId: "other",
       pageSize: 1,
       pageToken: first.nextPageToken,
+      status: 0,
+      oldestFirst: false,
     }).catch((e: ServiceError) => e);
     expect((err as ServiceError).code).to.equal(status.INVALID_ARGUMENT);
     const tampered = first.nextPageToken.replace(/^./, (ch) => (ch === "A" ? "B" : "A"));
-    const err2 = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 1, pageToken: tampered }).catch(
+    const err2 = await call(c.client, c.client.listDecisions, { decisionType: 0, suggestionId: "", pageSize: 1, pageToken: tampered, status: 0, oldestFirst: false }).catch(
       (e: ServiceError) => e,
     );
     expect((err2 as ServiceError).code).to.equal(status.INVALID_ARGUMENT);

@@ -7,7 +7,7 @@ import { review, startCouncil, type Running } from "../support/server.js";
 import { waitFor, within } from "../support/wait.js";
 
 function watch(c: Running, decisionType: DecisionType, includeVotes: boolean) {
-  const stream = c.client.watchDecisions({ decisionType, includeVotes });
+  const stream = c.client.watchDecisions({ decisionType, includeVotes, includeUpdates: false });
   const events: WatchDecisionsResponse[] = [];
   // The server sends response headers once the watch is live; from then on nothing is missed.
   const live = new Promise<void>((resolve) => stream.once("metadata", () => resolve()));

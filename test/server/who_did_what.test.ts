@@ -63,7 +63,7 @@ function whoDidWhat(name: string, openStore: () => Promise<Store>) {
 
     it("every read says who submitted a decision and who recorded its outcome", async () => {
       // A watch as the operator (any role may watch), live before the review is stored.
-      const stream = ops.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false });
+      const stream = ops.watchDecisions({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: false, includeUpdates: false });
       const watched: WatchDecisionsResponse[] = [];
       stream.on("data", (e: WatchDecisionsResponse) => watched.push(e));
       stream.on("error", () => undefined);
@@ -83,7 +83,7 @@ function whoDidWhat(name: string, openStore: () => Promise<Store>) {
       stream.cancel();
 
       expect((await call(agentB, agentB.getDecision, { id: d.id })).decision).to.deep.include({ submittedBy: "agent-a" });
-      const listed = await call(ops, ops.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 10, pageToken: "" });
+      const listed = await call(ops, ops.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 10, pageToken: "", status: 0, oldestFirst: false });
       expect(listed.decisions.map((x) => [x.id, x.submittedBy, x.outcomeRecordedBy])).to.deep.equal([[d.id, "agent-a", ""]]);
 
       const byA = await record(agentA, d.id, Outcome.OUTCOME_SUCCESS, "", "first");
@@ -91,7 +91,7 @@ function whoDidWhat(name: string, openStore: () => Promise<Store>) {
       const byOps = await record(ops, d.id, Outcome.OUTCOME_PARTIAL, "", "second");
       expect(byOps.decision).to.deep.include({ submittedBy: "agent-a", outcomeRecordedBy: "ops", outcome: Outcome.OUTCOME_PARTIAL });
       expect((await call(agentA, agentA.getDecision, { id: d.id })).decision).to.deep.include({ outcomeRecordedBy: "ops" });
-      const relisted = await call(agentA, agentA.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 10, pageToken: "" });
+      const relisted = await call(agentA, agentA.listDecisions, { decisionType: 0, suggestionId: s.id, pageSize: 10, pageToken: "", status: 0, oldestFirst: false });
       expect(relisted.decisions[0]).to.deep.include({ submittedBy: "agent-a", outcomeRecordedBy: "ops" });
       const lessons = await call(agentB, agentB.listLessons, { pageSize: 2, pageToken: "" });
       expect(lessons.lessons.map((l) => [l.decisionId, l.lessons, l.recordedBy])).to.deep.equal([

@@ -46,6 +46,7 @@ export function wireSuggestion(overrides: Partial<WireSuggestion> = {}): WireSug
  */
 export function decision(overrides: Partial<Decision> = {}): Decision {
   const s = overrides.suggestion ?? suggestion();
+  const decidedAt = overrides.decidedAt ?? new Date();
   return {
     id: overrides.requestId ? decisionIdForRequest(overrides.submittedBy ?? ANONYMOUS_NAME, overrides.requestId) : newDecisionId(),
     suggestionId: s.id,
@@ -66,7 +67,7 @@ export function decision(overrides: Partial<Decision> = {}): Decision {
     conditions: ["k1"],
     requiresManualOversight: true,
     autoFixApproved: false,
-    decidedAt: new Date(),
+    decidedAt,
     implementedAt: undefined,
     outcome: undefined,
     outcomeNotes: "",
@@ -76,6 +77,20 @@ export function decision(overrides: Partial<Decision> = {}): Decision {
     requestId: "",
     submittedBy: ANONYMOUS_NAME,
     outcomeRecordedBy: "",
+    // A human_approve decision that a person has approved (so outcomes may be recorded on it);
+    // tests of the lifecycle override these.
+    status: "approved",
+    verdicts: [{ by: "alice", verdict: "approve", comment: "Looks right.", givenAt: new Date("2026-01-02T04:00:00.000Z"), requestId: "" }],
+    approvalsRequired: 1,
+    expiresAt: new Date(decidedAt.getTime() + 24 * 3_600_000),
+    supersedes: "",
+    supersededBy: "",
     ...overrides,
   };
+}
+
+/** A decision waiting for people: pending, no verdicts, expiring after `expiresInMs`. */
+export function pendingDecision(overrides: Partial<Decision> = {}, expiresInMs = 24 * 3_600_000): Decision {
+  const decidedAt = overrides.decidedAt ?? new Date();
+  return decision({ status: "pending", verdicts: [], expiresAt: new Date(decidedAt.getTime() + expiresInMs), decidedAt, ...overrides });
 }

@@ -101,7 +101,7 @@ export async function silentWatch(session: ClientHttp2Session): Promise<RawCall>
   const call = rawCall(
     session,
     "/council.v1.CouncilService/WatchDecisions",
-    WatchDecisionsRequest.encode({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: true }).finish(),
+    WatchDecisionsRequest.encode({ decisionType: DecisionType.DECISION_TYPE_UNSPECIFIED, includeVotes: true, includeUpdates: false }).finish(),
   );
   await within(call.headers, { what: "the watch's response headers" });
   return call;

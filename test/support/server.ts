@@ -209,7 +209,7 @@ export function collect<T>(stream: ClientReadableStream<T>, timeoutMs = 10_000):
 
 export function review(client: CouncilServiceClient, req: Partial<ReviewSuggestionRequest>) {
   return collect<ReviewSuggestionResponse>(
-    client.reviewSuggestion({ suggestion: undefined, requestId: "", dryRun: false, ...req }),
+    client.reviewSuggestion({ suggestion: undefined, requestId: "", dryRun: false, supersedes: "", ...req }),
   );
 }
 

@@ -71,10 +71,15 @@ export function nextEvent<T = unknown>(emitter: EventEmitter, event: string, opt
 export function countLiveSubscriptions(store: Store): () => number {
   let live = 0;
   const subscribe = store.subscribe.bind(store);
-  store.subscribe = (onReview, onError, onLive) =>
-    subscribe(onReview, onError, () => {
-      live++;
-      onLive?.();
-    });
+  store.subscribe = (onReview, onError, onLive, onUpdate) =>
+    subscribe(
+      onReview,
+      onError,
+      () => {
+        live++;
+        onLive?.();
+      },
+      onUpdate,
+    );
   return () => live;
 }

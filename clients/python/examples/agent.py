@@ -1,5 +1,6 @@
-"""An agent that submits a suggestion to Council, prints each vote as it streams in, then records
-how implementing it went.
+"""An agent that guards its change with Council: submits the suggestion, prints each vote as it
+streams in, waits for people if the decision needs them, acts only if allowed, then records how
+implementing it went.
 
     python examples/agent.py [HOST:PORT]     # default: $COUNCIL_ADDR, else 127.0.0.1:50051
 
@@ -21,6 +22,23 @@ import council_client as cc
 def _pem(variable: str) -> bytes | None:
     path = os.environ.get(variable)
     return Path(path).read_bytes() if path else None
+
+
+def _print_vote(vote: cc.Vote) -> None:
+    print(
+        f"  {cc.short_name(cc.ReviewerRole, vote.reviewer_role):<12} "
+        f"{cc.short_name(cc.VoteType, vote.vote):<15} "
+        f"{vote.confidence:.2f}  {vote.reasoning}"
+    )
+
+
+def _print_decision(decision: cc.Decision) -> None:
+    # The council's decision, then each change while people decide: show approvers what to approve.
+    if decision.status == cc.DecisionStatus.DECISION_STATUS_PENDING and not decision.verdicts:
+        print(
+            f"decision {decision.id} waits for {decision.approvals_required} approval(s) "
+            f"until {decision.expires_at.ToJsonString()}"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -47,19 +65,22 @@ def main(argv: list[str]) -> int:
         timeout=10,
     ) as council:
         try:
-            review = council.review(suggestion)
-            print(f"reviewing {suggestion.id} (request {review.request_id})")
-            for vote in review:
-                print(
-                    f"  {cc.short_name(cc.ReviewerRole, vote.reviewer_role):<12} "
-                    f"{cc.short_name(cc.VoteType, vote.vote):<15} "
-                    f"{vote.confidence:.2f}  {vote.reasoning}"
-                )
-            decision = review.decision
-            print(f"decision {decision.id}: {cc.short_name(cc.DecisionType, decision.decision)}")
-            print(f"  {decision.final_reasoning}")
-            for condition in decision.conditions:
+            print(f"reviewing {suggestion.id}")
+            verdict = council.guard(
+                suggestion, on_vote=_print_vote, on_decision=_print_decision, timeout=120
+            )
+            print(
+                f"decision {verdict.decision_id}: "
+                f"{cc.short_name(cc.DecisionType, verdict.decision_type)}, "
+                f"{'allowed' if verdict.allowed else 'not allowed'} - {verdict.reason}"
+            )
+            if not verdict.allowed:
+                # Rejected, expired, superseded, or nobody decided in time: do not act. The exit
+                # codes are those of `council review --wait`: 3 rejected, 4 pending, 5 expired.
+                return {"timed_out": 4, "expired": 5}.get(verdict.outcome, 3)
+            for condition in verdict.conditions:
                 print(f"  condition: {condition}")
+            decision = verdict.decision
 
             # ... the agent implements the change here, then reports back. The request_id makes
             # the report idempotent: retries (automatic on UNAVAILABLE, or a rerun that passes the

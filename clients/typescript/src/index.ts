@@ -1,6 +1,18 @@
 /** Council's TypeScript client. Start with `connect(address)`; see README.md. */
-export { connect, CouncilClient, Review } from "./client.js";
-export type { ConnectOptions, RetryPolicy, ReviewOptions, SuggestionInput, TlsOptions, WatchEvent } from "./client.js";
+export { connect, CouncilClient, DEFAULT_GUARD_TIMEOUT_MS, Review } from "./client.js";
+export type {
+  CallOptions,
+  ConnectOptions,
+  GuardOptions,
+  ResolveOptions,
+  RetryPolicy,
+  ReviewOptions,
+  SuggestionInput,
+  TlsOptions,
+  VerdictInput,
+  WatchEvent,
+} from "./client.js";
+export { guardVerdict, isFinal, statusOf, type GuardOutcome, type GuardVerdict } from "./guard.js";
 export {
   CancelledError,
   CouncilError,
@@ -18,17 +30,20 @@ export {
 } from "./errors.js";
 export { status } from "@grpc/grpc-js";
 export {
+  DecisionStatus,
   DecisionType,
   Effort,
   ImpactLevel,
   Outcome,
   ReviewerRole,
   RiskLevel,
+  VerdictType,
   VoteType,
   type Decision,
   type Lesson,
   type ReviewerProfile,
   type Suggestion,
+  type Verdict,
   type Vote,
 } from "./gen/council/v1/review.js";
 export type { GetSummaryResponse, ListReviewersResponse } from "./gen/council/v1/council_service.js";

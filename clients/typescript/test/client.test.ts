@@ -1,12 +1,12 @@
 /** The TypeScript client against a live Council server at COUNCIL_TEST_ADDR (host:port). */
 import { randomUUID } from "node:crypto";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { expect } from "chai";
 import { connect, CouncilError, DecisionType, ImpactLevel, Outcome, ReviewerRole, RiskLevel, status, type CouncilClient, type Vote, type WatchEvent } from "../src/index.js";
+import { flakyProxy as flakyToServer } from "./proxy.js";
 
 const ADDR = process.env.COUNCIL_TEST_ADDR;
 if (!ADDR) throw new Error("set COUNCIL_TEST_ADDR to the host:port of a running Council server");
-const [HOST, PORT] = [ADDR.slice(0, ADDR.lastIndexOf(":")), Number(ADDR.slice(ADDR.lastIndexOf(":") + 1))];
+const flakyProxy = (cutAfterBytes: number) => flakyToServer(ADDR, cutAfterBytes);
 
 const uid = (p: string) => `${p}-${randomUUID().slice(0, 8)}`;
 const suggestion = (extra: Record<string, unknown> = {}) => ({
@@ -18,50 +18,6 @@ const suggestion = (extra: Record<string, unknown> = {}) => ({
   fixSteps: ["Apply the patch", "Run the tests"],
   ...extra,
 });
-
-/**
- * A TCP proxy to the server that cuts its first connection once `cutAfterBytes` bytes have come
- * back from the server: a reply lost mid-stream, as a flaky network loses it.
- */
-function flakyProxy(cutAfterBytes: number): Promise<{ addr: string; cuts: () => number; close: () => void }> {
-  let cuts = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = createConnection(PORT, HOST);
-    sockets.add(client).add(upstream);
-    let back = 0;
-    const cutThis = cuts === 0;
-    client.on("data", (d) => upstream.write(d));
-    upstream.on("data", (d) => {
-      back += d.length;
-      if (cutThis && back > cutAfterBytes) {
-        cuts += 1;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(d);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", end).on("close", end);
-    upstream.on("error", end).on("close", end);
-  });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () =>
-      resolve({
-        addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
-        cuts: () => cuts,
-        close: () => {
-          server.close();
-          for (const s of sockets) s.destroy();
-        },
-      }),
-    ),
-  );
-}
 
 describe("TypeScript client", () => {
   let client: CouncilClient;

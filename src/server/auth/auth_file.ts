@@ -23,6 +23,7 @@ import { parse as parseYaml } from "yaml";
 import type { JSONWebKeySet, JWK } from "jose";
 import { isRole, principalNameProblem, ROLES, type Role } from "../../domain/principal.js";
 import { parseTokenHash } from "./tokens.js";
+import { DocumentReader } from "../../domain/document_reader.js";
 
 /** The auth file (or its JWKS) is invalid or unreadable; the message names the file and the path. */
 export class AuthFileError extends Error {
@@ -77,43 +78,11 @@ export const DEFAULT_ROLES_CLAIM = "council_roles";
 
 type Json = unknown;
 
-/** Walks a document, knowing the path it is at, so that every refusal names where it is. */
-class Reader {
-  constructor(readonly path: string) {}
+/** Reads the auth file; every refusal is an AuthFileError naming the path of the problem. */
+const authReader = () => new DocumentReader("", (message) => new AuthFileError(message), "auth file");
 
-  fail(message: string): never {
-    throw new AuthFileError(`${this.path || "auth file"}: ${message}`);
-  }
-
-  at(key: string | number): Reader {
-    return new Reader(typeof key === "number" ? `${this.path}[${key}]` : this.path ? `${this.path}.${key}` : key);
-  }
-
-  object(value: Json, allowed: readonly string[]): Record<string, Json> {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) this.fail("must be an object");
-    const record = value as Record<string, Json>;
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.at(key).fail(`unknown field (expected one of: ${allowed.join(", ")})`);
-    }
-    return record;
-  }
-
-  string(value: Json): string {
-    if (value === undefined || value === null) this.fail("is required");
-    if (typeof value !== "string") this.fail("must be a string");
-    if (value.trim() === "") this.fail("must not be empty");
-    return value;
-  }
-
-  list<T>(value: Json, item: (r: Reader, v: Json) => T): T[] {
-    if (value === undefined || value === null) this.fail("is required");
-    if (!Array.isArray(value)) this.fail("must be a list");
-    return value.map((v, i) => item(this.at(i), v));
-  }
-}
-
-function readRoles(r: Reader, value: Json): Role[] {
-  const roles = r.list(value, (ri: Reader, v): Role => {
+function readRoles(r: DocumentReader, value: Json): Role[] {
+  const roles = r.list(value, (ri: DocumentReader, v): Role => {
     if (!isRole(v)) ri.fail(`${JSON.stringify(v)} is not one of ${ROLES.join(", ")}`);
     return v;
   });
@@ -124,23 +93,23 @@ function readRoles(r: Reader, value: Json): Role[] {
   return roles;
 }
 
-function readCertificate(r: Reader, value: Json): CertificateIdentity {
+function readCertificate(r: DocumentReader, value: Json): CertificateIdentity {
   const o = r.object(value, ["common_name", "uri_san"]);
   const given = (["common_name", "uri_san"] as const).filter((k) => o[k] !== undefined);
   if (given.length !== 1) r.fail("must give exactly one of common_name, uri_san");
   const kind = given[0]!;
-  return { kind, value: r.at(kind).string(o[kind]) };
+  return { kind, value: r.at(kind).string(o[kind], { nonEmpty: true }) };
 }
 
-function readPrincipal(r: Reader, value: Json): PrincipalEntry {
+function readPrincipal(r: DocumentReader, value: Json): PrincipalEntry {
   const o = r.object(value, ["name", "roles", "tokens", "certificate"]);
-  const name = r.at("name").string(o.name);
+  const name = r.at("name").string(o.name, { nonEmpty: true });
   const problem = principalNameProblem(name);
   if (problem) r.at("name").fail(problem);
   const entry: PrincipalEntry = {
     name,
     roles: readRoles(r.at("roles"), o.roles),
-    tokens: r.at("tokens").list(o.tokens ?? [], (ri: Reader, v): Buffer => {
+    tokens: r.at("tokens").list(o.tokens ?? [], (ri: DocumentReader, v): Buffer => {
       const digest = typeof v === "string" ? parseTokenHash(v) : undefined;
       if (!digest) ri.fail('must be "sha256:" followed by the 64 hex digits of the token\'s sha256 (never the token itself)');
       return digest;
@@ -150,7 +119,7 @@ function readPrincipal(r: Reader, value: Json): PrincipalEntry {
   return entry;
 }
 
-function readAlgorithm(r: Reader, value: Json): JwsAlgorithm {
+function readAlgorithm(r: DocumentReader, value: Json): JwsAlgorithm {
   if (typeof value === "string" && value.toLowerCase() === "none") r.fail("none is never accepted: a token must be signed");
   if (typeof value === "string" && /^HS\d+$/i.test(value)) {
     r.fail(
@@ -168,28 +137,28 @@ function isLoopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-function readJwt(r: Reader, value: Json, baseDir: string): JwtSettings {
+function readJwt(r: DocumentReader, value: Json, baseDir: string): JwtSettings {
   const o = r.object(value, ["jwks_file", "jwks_url", "issuer", "audience", "name_claim", "roles_claim", "algorithms"]);
   if ((o.jwks_file === undefined) === (o.jwks_url === undefined)) r.fail("must give exactly one of jwks_file, jwks_url");
   const audience =
     typeof o.audience === "string" || o.audience === undefined
-      ? [r.at("audience").string(o.audience)]
-      : r.at("audience").list(o.audience, (ri, v) => ri.string(v));
+      ? [r.at("audience").string(o.audience, { nonEmpty: true })]
+      : r.at("audience").list(o.audience, (ri, v) => ri.string(v, { nonEmpty: true }));
   if (audience.length === 0) r.at("audience").fail("must name at least one audience");
   const algorithms =
     o.algorithms === undefined ? [...ASYMMETRIC_ALGORITHMS] : r.at("algorithms").list(o.algorithms, readAlgorithm);
   if (algorithms.length === 0) r.at("algorithms").fail("must name at least one algorithm");
   const jwt: JwtSettings = {
-    issuer: r.at("issuer").string(o.issuer),
+    issuer: r.at("issuer").string(o.issuer, { nonEmpty: true }),
     audience,
-    nameClaim: o.name_claim === undefined ? DEFAULT_NAME_CLAIM : r.at("name_claim").string(o.name_claim),
-    rolesClaim: o.roles_claim === undefined ? DEFAULT_ROLES_CLAIM : r.at("roles_claim").string(o.roles_claim),
+    nameClaim: o.name_claim === undefined ? DEFAULT_NAME_CLAIM : r.at("name_claim").string(o.name_claim, { nonEmpty: true }),
+    rolesClaim: o.roles_claim === undefined ? DEFAULT_ROLES_CLAIM : r.at("roles_claim").string(o.roles_claim, { nonEmpty: true }),
     algorithms,
   };
-  if (o.jwks_file !== undefined) jwt.jwksFile = resolve(baseDir, r.at("jwks_file").string(o.jwks_file));
+  if (o.jwks_file !== undefined) jwt.jwksFile = resolve(baseDir, r.at("jwks_file").string(o.jwks_file, { nonEmpty: true }));
   if (o.jwks_url !== undefined) {
     const ru = r.at("jwks_url");
-    const text = ru.string(o.jwks_url);
+    const text = ru.string(o.jwks_url, { nonEmpty: true });
     const url = URL.canParse(text) ? new URL(text) : ru.fail("must be an absolute URL");
     if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
       ru.fail("must be https (http only to localhost): a key set fetched in clear could be replaced on the way");
@@ -201,7 +170,7 @@ function readJwt(r: Reader, value: Json, baseDir: string): JwtSettings {
 
 /** Validates an auth document (already parsed from YAML or JSON). */
 export function parseAuthDocument(document: Json, baseDir: string): AuthSettings {
-  const r = new Reader("");
+  const r = authReader();
   const o = r.object(document, ["principals", "jwt"]);
   const principals = r.at("principals").list(o.principals ?? [], readPrincipal);
   const settings: AuthSettings = { principals };
@@ -251,7 +220,7 @@ const SECRET_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /** Validates a JWKS for verifying JWTs: public RSA, EC or OKP keys that node can import. */
 export function parseJwks(text: string): JSONWebKeySet {
-  const r = new Reader("");
+  const r = authReader();
   let document: unknown;
   try {
     document = JSON.parse(text);
@@ -259,7 +228,7 @@ export function parseJwks(text: string): JSONWebKeySet {
     throw new AuthFileError(`not valid JSON: ${(err as Error).message}`);
   }
   const o = r.object(document, ["keys"]);
-  const keys = r.at("keys").list(o.keys, (rk: Reader, v): JWK => {
+  const keys = r.at("keys").list(o.keys, (rk: DocumentReader, v): JWK => {
     if (typeof v !== "object" || v === null || Array.isArray(v)) rk.fail("must be an object");
     const jwk = v as JWK;
     if (jwk.kty !== "RSA" && jwk.kty !== "EC" && jwk.kty !== "OKP") {

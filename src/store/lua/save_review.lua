@@ -1,6 +1,7 @@
 --[[
-save_review: stores one review atomically — the decision, its index entries, the bucket's
-counters, its idempotency key and its event — or nothing at all.
+save_review: stores one review atomically — the decision with its lifecycle (SPEC §9), its index
+entries (status indexes included), the bucket's counters (its status counted), its place in the
+expiry schedule if it is pending, its idempotency key and its event — or nothing at all.
 
 Every key lives in one bucket (one hash tag); the store builds them all (src/store/keys.ts).
 
@@ -22,6 +23,11 @@ KEYS[5]  index by suggestion      <prefix>{tag}:ix:s:<suggestion id>
 KEYS[6]  index by both            <prefix>{tag}:ix:ts:<type>:<suggestion id>
 KEYS[7]  counters hash            <prefix>{tag}:counts
 KEYS[8]  event stream             <prefix>{tag}:events
+KEYS[9]  index by status          <prefix>{tag}:ix:st:<status>             (status ARGV[16])
+KEYS[10] index by status, type    <prefix>{tag}:ix:stt:<status>:<type>
+KEYS[11] index by status, suggestion  <prefix>{tag}:ix:sts:<status>:<suggestion id>
+KEYS[12] index by all three       <prefix>{tag}:ix:stts:<status>:<type>:<suggestion id>
+KEYS[13] expiry schedule (zset)   <prefix>{tag}:exp (touched only for a pending decision that expires)
 
 ARGV[1]  request id, or "" for none
 ARGV[2]  suggestion fingerprint (kept with the request id)
@@ -37,6 +43,17 @@ ARGV[12] approximate maximum length of the event stream (XADD MAXLEN ~)
 ARGV[13] decision id
 ARGV[14] submitted_by: the principal that submitted the review
 ARGV[15] outcome_by: who recorded the outcome of ARGV[4], or ""
+ARGV[16] status: pending, approved or rejected (SPEC §9; counter status:<s>)
+ARGV[17] approvals required (a count)
+ARGV[18] expires_at in ms, or "" for none (a pending decision with one is scheduled in KEYS[13])
+ARGV[19] verdicts: a JSON list, stored as it comes ("[]")
+ARGV[20] supersedes: the decision this review follows up, or ""
+ARGV[21] suggestion id (field `sid`; with ARGV[9] as `type`, for the expiry sweeper)
+ARGV[22] how many verdicts ARGV[19] holds (field `nv`: verdicts are only ever appended, so an
+         update event that records the count tells which of them the decision had then)
+
+The decision starts at revision 1 (0 is for decisions stored before revisions); `ix` keeps its
+index member, so that a status change can move it between the status indexes.
 
 The index member is `<15-digit ms>.<3-digit µs>:<decision id>` of that time; members written
 before (`<15-digit ms>:<decision id>`, from the replica's clock) sort among them by their
@@ -78,12 +95,23 @@ end
 local bad = wrong_type(KEYS[1], "hash") or (ARGV[1] ~= "" and wrong_type(KEYS[2], "hash"))
   or wrong_type(KEYS[3], "zset") or wrong_type(KEYS[4], "zset") or wrong_type(KEYS[5], "zset")
   or wrong_type(KEYS[6], "zset") or wrong_type(KEYS[7], "hash") or wrong_type(KEYS[8], "stream")
+  or wrong_type(KEYS[9], "zset") or wrong_type(KEYS[10], "zset") or wrong_type(KEYS[11], "zset")
+  or wrong_type(KEYS[12], "zset") or wrong_type(KEYS[13], "zset")
 if bad then
   return bad
 end
+local statuses = { pending = true, approved = true, rejected = true, expired = true, superseded = true }
+if not statuses[ARGV[16]] then
+  return redis.error_reply("ERR council save_review: unknown status " .. ARGV[16])
+end
+if not string.match(ARGV[17], "^%d+$") or not string.match(ARGV[22], "^%d+$")
+  or not (ARGV[18] == "" or string.match(ARGV[18], "^%d+$")) then
+  return redis.error_reply("ERR council save_review: approvals " .. ARGV[17] .. ", verdicts " .. ARGV[22] .. " or expiry "
+    .. ARGV[18] .. " is not a number")
+end
 
 -- Every counter incremented below must hold an integer (or be absent) that +1 cannot overflow.
-local counted = { "total", "type:" .. ARGV[9], "outcome:" .. ARGV[10], "auto_approved", "last_us" }
+local counted = { "total", "type:" .. ARGV[9], "outcome:" .. ARGV[10], "auto_approved", "last_us", "status:" .. ARGV[16] }
 local counts = redis.call("HMGET", KEYS[7], unpack(counted))
 for i, v in ipairs(counted) do
   local value = counts[i]
@@ -109,13 +137,22 @@ local us = string.format("%d", t_us)
 -- ---- writes ----
 
 redis.call("HSET", KEYS[1], "doc", ARGV[3], "submitted_by", ARGV[14], "outcome", ARGV[4], "notes", ARGV[5],
-  "lessons", ARGV[6], "implemented_at", ARGV[7], "outcome_by", ARGV[15])
+  "lessons", ARGV[6], "implemented_at", ARGV[7], "outcome_by", ARGV[15], "status", ARGV[16],
+  "verdicts", ARGV[19], "approvals", ARGV[17], "expires_at", ARGV[18], "supersedes", ARGV[20],
+  "superseded_by", "", "revision", "1", "ix", member, "type", ARGV[9], "sid", ARGV[21], "nv", ARGV[22])
 if ARGV[1] ~= "" then
   redis.call("HSET", KEYS[2], "id", ARGV[13], "fp", ARGV[2], "op", ARGV[8])
 end
 for i = 3, 6 do
   redis.call("ZADD", KEYS[i], 0, member)
 end
+for i = 9, 12 do
+  redis.call("ZADD", KEYS[i], 0, member)
+end
+if ARGV[16] == "pending" and ARGV[18] ~= "" then
+  redis.call("ZADD", KEYS[13], ARGV[18], ARGV[13])
+end
+redis.call("HINCRBY", KEYS[7], "status:" .. ARGV[16], 1)
 local seq = redis.call("HINCRBY", KEYS[7], "total", 1)
 redis.call("HINCRBY", KEYS[7], "type:" .. ARGV[9], 1)
 redis.call("HINCRBY", KEYS[7], "outcome:" .. ARGV[10], 1)

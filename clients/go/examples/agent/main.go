@@ -1,5 +1,6 @@
-// Command agent submits a suggestion to a Council server, prints each vote as it streams in,
-// prints the decision, and records an outcome for it.
+// Command agent guards its change with a Council server: it submits the suggestion, prints each
+// vote as it streams in, waits for people if the decision needs them, acts only if allowed, and
+// records an outcome.
 //
 //	go run ./examples/agent [host:port]
 //
@@ -23,8 +24,23 @@ import (
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
+		var refused notAllowed
+		if errors.As(err, &refused) {
+			os.Exit(refused.exitCode)
+		}
 		os.Exit(1)
 	}
+}
+
+// notAllowed is a guarded change the agent must not make. Its exit codes are those of `council
+// review --wait`: 3 rejected (or superseded), 4 still pending, 5 expired.
+type notAllowed struct {
+	verdict  *council.GuardVerdict
+	exitCode int
+}
+
+func (e notAllowed) Error() string {
+	return fmt.Sprintf("not allowed (%s): %s", e.verdict.Outcome, e.verdict.Reason)
 }
 
 func run() error {
@@ -36,7 +52,8 @@ func run() error {
 		addr = "127.0.0.1:50051"
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Bounds everything, the wait for people included.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	opts, err := optionsFromEnv()
 	if err != nil {
@@ -62,9 +79,17 @@ func run() error {
 	}
 	fmt.Printf("reviewing %s: %s\n", suggestion.GetId(), suggestion.GetTitle())
 
-	decision, err := client.Review(ctx, suggestion, council.OnVote(func(v *councilv1.Vote) {
-		fmt.Printf("  %-12s %-16s %.2f  %s\n", role(v.GetReviewerRole()), vote(v.GetVote()), v.GetConfidence(), v.GetReasoning())
-	}))
+	verdict, err := client.Guard(ctx, suggestion,
+		council.OnVote(func(v *councilv1.Vote) {
+			fmt.Printf("  %-12s %-16s %.2f  %s\n", role(v.GetReviewerRole()), vote(v.GetVote()), v.GetConfidence(), v.GetReasoning())
+		}),
+		council.OnDecision(func(d *councilv1.Decision) {
+			// The council's decision, then each change while people decide: show approvers the id.
+			if d.GetStatus() == councilv1.DecisionStatus_DECISION_STATUS_PENDING && len(d.GetVerdicts()) == 0 {
+				fmt.Printf("decision %s waits for %d approval(s) until %s\n", d.GetId(), d.GetApprovalsRequired(),
+					d.GetExpiresAt().AsTime().Format(time.RFC3339))
+			}
+		}))
 	var cerr *council.Error
 	switch {
 	case err == nil:
@@ -79,8 +104,23 @@ func run() error {
 	default:
 		return err
 	}
-	fmt.Printf("decision %s: %s\n  %s\n", decision.GetId(), decision.GetDecision(), decision.GetFinalReasoning())
-	for _, c := range decision.GetConditions() {
+	allowed := "not allowed"
+	if verdict.Allowed {
+		allowed = "allowed"
+	}
+	fmt.Printf("decision %s: %s, %s - %s\n", verdict.DecisionID, verdict.DecisionType, allowed, verdict.Reason)
+	if !verdict.Allowed {
+		// Rejected, expired, superseded, or nobody decided in time: do not act.
+		code := 3
+		switch verdict.Outcome {
+		case council.GuardTimedOut:
+			code = 4
+		case council.GuardExpired:
+			code = 5
+		}
+		return notAllowed{verdict: verdict, exitCode: code}
+	}
+	for _, c := range verdict.Conditions {
 		fmt.Printf("  condition: %s\n", c)
 	}
 
@@ -88,7 +128,7 @@ func run() error {
 	// an agent that kept it can send the same report again after a restart; either way the
 	// outcome is recorded, and its lesson appended, once.
 	outcomeID := council.NewRequestID()
-	updated, err := client.RecordOutcome(ctx, decision.GetId(), councilv1.Outcome_OUTCOME_SUCCESS,
+	updated, err := client.RecordOutcome(ctx, verdict.DecisionID, councilv1.Outcome_OUTCOME_SUCCESS,
 		"Deployed; webhook failures dropped to 0.01%.", "Transient failures deserve a bounded retry.",
 		council.WithOutcomeRequestID(outcomeID))
 	if err != nil {

@@ -9,14 +9,23 @@
             print(vote.reviewer_role, vote.vote)
         print(review.decision.decision)      # then the decision
 
+Before an agent acts, one call submits the suggestion, waits for people if the decision needs
+them, and says whether it may::
+
+        verdict = council.guard(suggestion, on_vote=print, timeout=600)
+        if not verdict.allowed:
+            print(verdict.outcome, verdict.reason)   # e.g. rejected by alice: "not on a Friday"
+
 See :class:`CouncilClient` for the calls and :mod:`council_client.errors` for the errors.
 """
 
 from . import errors, pb
 from ._client import (
+    DEFAULT_GUARD_TIMEOUT,
     DEFAULT_TIMEOUT,
     CouncilClient,
     DecisionEvent,
+    DecisionWait,
     RetryPolicy,
     Review,
     VoteEvent,
@@ -24,8 +33,12 @@ from ._client import (
     WatchEvent,
     connect,
 )
+from ._guard import GuardOutcome, GuardVerdict, guard_verdict, is_final, status_of
 from ._types import (
     Decision,
+    DecisionStatus,
+    DecisionStatusLike,
+    DecisionStatusName,
     DecisionType,
     DecisionTypeLike,
     DecisionTypeName,
@@ -47,15 +60,21 @@ from ._types import (
     RiskName,
     Suggestion,
     Summary,
+    Verdict,
+    VerdictLike,
+    VerdictName,
+    VerdictType,
     Vote,
     VoteType,
     build_suggestion,
+    decision_status,
     decision_type,
     effort,
     impact_level,
     outcome,
     risk_level,
     short_name,
+    verdict_type,
 )
 from .errors import (
     AlreadyExists,
@@ -76,6 +95,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_GUARD_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AlreadyExists",
     "Cancelled",
@@ -85,13 +105,19 @@ __all__ = [
     "DeadlineExceeded",
     "Decision",
     "DecisionEvent",
+    "DecisionStatus",
+    "DecisionStatusLike",
+    "DecisionStatusName",
     "DecisionType",
     "DecisionTypeLike",
     "DecisionTypeName",
+    "DecisionWait",
     "Effort",
     "EffortLike",
     "EffortName",
     "FailedPrecondition",
+    "GuardOutcome",
+    "GuardVerdict",
     "ImpactLevel",
     "ImpactLike",
     "ImpactName",
@@ -116,6 +142,10 @@ __all__ = [
     "Summary",
     "Unauthenticated",
     "Unavailable",
+    "Verdict",
+    "VerdictLike",
+    "VerdictName",
+    "VerdictType",
     "Vote",
     "VoteEvent",
     "VoteType",
@@ -123,12 +153,17 @@ __all__ = [
     "WatchEvent",
     "build_suggestion",
     "connect",
+    "decision_status",
     "decision_type",
     "effort",
     "errors",
+    "guard_verdict",
     "impact_level",
+    "is_final",
     "outcome",
     "pb",
     "risk_level",
     "short_name",
+    "status_of",
+    "verdict_type",
 ]

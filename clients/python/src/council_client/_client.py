@@ -1,4 +1,6 @@
-"""The Council client: :func:`connect`, :class:`CouncilClient`, :class:`Review` and :class:`Watch`."""
+"""The Council client: :func:`connect`, :class:`CouncilClient`, :class:`Review`, :class:`Watch`
+and :class:`DecisionWait`; :meth:`CouncilClient.guard` is the one call an agent makes before it
+acts."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ import grpc
 
 from ._gen.council.v1 import council_service_pb2 as pb
 from ._gen.council.v1.council_service_pb2_grpc import CouncilServiceStub
+from ._guard import GuardVerdict, changed, guard_verdict, is_final
 from ._types import (
     Decision,
+    DecisionStatus,
+    DecisionStatusLike,
     DecisionType,
     DecisionTypeLike,
     Lesson,
@@ -24,16 +29,21 @@ from ._types import (
     Reviewers,
     Suggestion,
     Summary,
+    VerdictLike,
     Vote,
+    decision_status,
     decision_type,
+    verdict_type,
 )
 from ._types import outcome as _outcome
-from .errors import Cancelled, CouncilError, Internal, from_rpc_error
+from .errors import Cancelled, CouncilError, DeadlineExceeded, Internal, from_rpc_error
 
 __all__ = [
+    "DEFAULT_GUARD_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "CouncilClient",
     "DecisionEvent",
+    "DecisionWait",
     "RetryPolicy",
     "Review",
     "VoteEvent",
@@ -46,6 +56,9 @@ log = logging.getLogger("council_client")
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a call may take, retries included, unless the call or the client says otherwise."""
+
+DEFAULT_GUARD_TIMEOUT = 600.0
+"""Seconds :meth:`CouncilClient.guard` may take in all, unless told otherwise: people are slow."""
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -163,6 +176,7 @@ class CouncilClient:
         *,
         request_id: str | None = None,
         dry_run: bool = False,
+        supersedes: str = "",
         timeout: float | None = None,
     ) -> Review:
         """Submits ``suggestion`` for review and returns the :class:`Review` in progress.
@@ -170,11 +184,14 @@ class CouncilClient:
         Iterate over it for the votes as they are cast; ``.decision`` is the decision (it waits
         for the end of the review). ``request_id`` makes the review idempotent; a fresh uuid4 is
         used if none (or "") is given, and the same one is sent again on every retry.
+        ``supersedes`` names a pending decision of yours that this review follows up (e.g. a
+        DEFER answered with more information): once this one is stored, that one is SUPERSEDED.
         """
         request = pb.ReviewSuggestionRequest(
             suggestion=suggestion,
             request_id=request_id or str(uuid.uuid4()),
             dry_run=dry_run,
+            supersedes=supersedes,
         )
         return Review(self, request, self.timeout if timeout is None else timeout)
 
@@ -183,16 +200,21 @@ class CouncilClient:
         *,
         decision_type: DecisionTypeLike | None = None,
         include_votes: bool = False,
+        include_updates: bool = False,
         timeout: float | None = None,
     ) -> Watch:
         """Starts watching reviews stored from now on; iterate for :data:`WatchEvent` values.
 
-        ``decision_type`` keeps only reviews with that decision. A watch has no deadline unless
+        ``decision_type`` keeps only reviews with that decision; ``include_updates`` also sends a
+        stored decision again (a :class:`DecisionEvent`) each time its status, verdicts or
+        outcome change. A watch has no deadline unless
         ``timeout`` is given, and is not retried: after an error, watch again (and catch up with
         :meth:`list_decisions`, since reviews stored in between are not replayed).
         """
         request = pb.WatchDecisionsRequest(
-            decision_type=_decision_type_or_all(decision_type), include_votes=include_votes
+            decision_type=_decision_type_or_all(decision_type),
+            include_votes=include_votes,
+            include_updates=include_updates,
         )
         return Watch(self, request, timeout)
 
@@ -208,16 +230,27 @@ class CouncilClient:
         *,
         decision_type: DecisionTypeLike | None = None,
         suggestion_id: str = "",
+        status: DecisionStatusLike | None = None,
+        oldest_first: bool = False,
         page_size: int = 100,
         timeout: float | None = None,
     ) -> Iterator[Decision]:
-        """Every stored decision, newest first, fetched page by page as the iteration goes.
+        """Every stored decision, newest first (``oldest_first``: oldest first), fetched page by
+        page as the iteration goes.
 
-        ``decision_type`` and ``suggestion_id`` filter; ``timeout`` bounds each page's call.
+        ``decision_type``, ``suggestion_id`` and ``status`` (e.g. ``"pending"``) filter; the
+        approvers' queue is ``status="pending", oldest_first=True``. ``timeout`` bounds each
+        page's call.
         """
         request = pb.ListDecisionsRequest(
             decision_type=_decision_type_or_all(decision_type),
             suggestion_id=suggestion_id,
+            status=(
+                DecisionStatus.DECISION_STATUS_UNSPECIFIED
+                if status is None
+                else decision_status(status)
+            ),
+            oldest_first=oldest_first,
             page_size=page_size,
         )
         while True:
@@ -238,7 +271,8 @@ class CouncilClient:
         timeout: float | None = None,
     ) -> Decision:
         """Records how implementing ``decision_id`` went, appends a lesson entry, and returns the
-        updated decision.
+        updated decision. Only an APPROVED decision takes an outcome (FailedPrecondition
+        otherwise).
 
         ``outcome`` is an Outcome value or ``"success"``, ``"failure"`` or ``"partial"``.
         ``request_id`` makes the call idempotent (AIP-155); a fresh uuid4 is used if none (or "")
@@ -274,6 +308,108 @@ class CouncilClient:
         """The reviewers of the policy in force, in voting order, and its ``policy_version``."""
         request = pb.ListReviewersRequest()
         return self._unary("ListReviewers", self.stub.ListReviewers, request, timeout)
+
+    # Human verdicts (SPEC section 9).
+
+    def resolve(
+        self,
+        decision_id: str,
+        verdict: VerdictLike,
+        *,
+        comment: str = "",
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Decision:
+        """Gives your verdict on a pending decision and returns it with the verdict counted.
+
+        ``verdict`` is ``"approve"`` or ``"reject"`` (or a VerdictType); a reject needs a
+        ``comment`` (:class:`~council_client.errors.InvalidArgument` with ``field == "comment"``
+        otherwise). The caller needs the role approver and may not judge a decision it submitted
+        (PermissionDenied). One rejection rejects; approvals from ``approvals_required`` distinct
+        principals approve. A decision that is not pending, or the other verdict than the one you
+        gave, raises FailedPrecondition (the same verdict again returns the decision unchanged).
+        ``request_id`` (a fresh uuid4 if none) is sent again on every retry after
+        ``UNAVAILABLE``, so a retry after a lost reply returns the same answer.
+        """
+        request = pb.ResolveDecisionRequest(
+            decision_id=decision_id,
+            verdict=verdict_type(verdict),
+            comment=comment,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        return self._unary("ResolveDecision", self.stub.ResolveDecision, request, timeout).decision
+
+    def await_decision(self, decision_id: str, *, timeout: float | None = None) -> DecisionWait:
+        """Waits for people to decide ``decision_id``; iterate for its states.
+
+        The current state comes at once, then one per change (a verdict, the status); the
+        iteration ends after a final status (APPROVED, REJECTED, EXPIRED, SUPERSEDED). ``timeout``
+        (seconds, none by default: the decision's expiry ends the wait) bounds the whole wait:
+        past it the iteration raises :class:`~council_client.errors.DeadlineExceeded`.
+        ``cancel()`` (or leaving a ``with`` block) ends it quietly. ``UNAVAILABLE`` (a replica
+        shutting down) is retried by awaiting again, which resumes; a state already yielded is not
+        yielded twice.
+        """
+        return DecisionWait(self, decision_id, _Deadline(timeout))
+
+    def guard(
+        self,
+        suggestion: Suggestion,
+        *,
+        on_vote: Callable[[Vote], object] | None = None,
+        on_decision: Callable[[Decision], object] | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        supersedes: str = "",
+    ) -> GuardVerdict:
+        """The one call an agent makes before it acts: may it, and why?
+
+        Submits ``suggestion``, passes each vote to ``on_vote`` as it is cast, then, if the
+        council's decision waits for people (HUMAN_APPROVE, DEFER, ESCALATE), waits for their
+        verdicts. ``on_decision`` gets the council's decision as soon as it is made (its ``id`` is
+        what approvers need), then each change while the guard waits. ``timeout`` (seconds,
+        default :data:`DEFAULT_GUARD_TIMEOUT`) bounds the whole guard; the review itself is also
+        bounded by the client's timeout.
+
+        Returns a :class:`~council_client.GuardVerdict`: ``allowed`` only when the decision ended
+        APPROVED; a decision still pending at ``timeout`` gives ``timed_out`` (not allowed, and
+        not a rejection). A review that fails raises a
+        :class:`~council_client.errors.CouncilError`, as :meth:`review` does.
+
+            verdict = client.guard(suggestion, on_vote=print, timeout=600)
+            if not verdict.allowed:
+                raise SystemExit(f"not allowed: {verdict.reason}")
+        """
+        wait = DEFAULT_GUARD_TIMEOUT if timeout is None else timeout
+        started = time.monotonic()
+        deadline = _Deadline(wait)
+        review = self.review(
+            suggestion,
+            request_id=request_id,
+            supersedes=supersedes,
+            timeout=min(wait, self.timeout),
+        )
+        with review:
+            for vote in review:
+                if on_vote is not None:
+                    on_vote(vote)
+            decision = review.decision
+        if on_decision is not None:
+            on_decision(decision)
+        if is_final(decision):
+            return guard_verdict(decision)
+        with DecisionWait(self, decision.id, deadline, since=decision) as states:
+            try:
+                for state in states:
+                    decision = state
+                    if on_decision is not None:
+                        on_decision(state)
+            except DeadlineExceeded:
+                # The only deadline of the wait is the guard's own: the decision is still pending.
+                return guard_verdict(decision, waited=time.monotonic() - started)
+        if not is_final(decision):
+            raise Internal(grpc.StatusCode.INTERNAL, "the wait ended before a final status")
+        return guard_verdict(decision)
 
     # Plumbing.
 
@@ -481,6 +617,88 @@ class Watch(Iterator[WatchEvent]):
         tb: TracebackType | None,
     ) -> None:
         self.cancel()
+
+
+class DecisionWait(Iterator[Decision]):
+    """A wait for people's verdicts on one decision: an iterator over its states.
+
+    The first state is the decision as it stands, then one per change; the iteration ends after a
+    final status. ``cancel()`` (from any thread), or leaving a ``with`` block, ends it quietly;
+    ``last`` is the latest state seen. Errors raise :class:`~council_client.errors.CouncilError`
+    (DeadlineExceeded once the timeout passed, NotFound for an unknown decision).
+    """
+
+    def __init__(
+        self,
+        client: CouncilClient,
+        decision_id: str,
+        deadline: _Deadline,
+        *,
+        since: Decision | None = None,
+    ) -> None:
+        self.decision_id = decision_id
+        self.last: Decision | None = since
+        """The latest state seen (None before the first)."""
+        self._cancelled = False
+        self._call: grpc.RpcContext | None = None
+        self._events = self._run(client, deadline)
+
+    def __iter__(self) -> DecisionWait:
+        return self
+
+    def __next__(self) -> Decision:
+        return next(self._events)
+
+    def cancel(self) -> None:
+        """Ends the wait; the iteration stops."""
+        self._cancelled = True
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+    def __enter__(self) -> DecisionWait:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cancel()
+
+    def _run(self, client: CouncilClient, deadline: _Deadline) -> Generator[Decision, None, None]:
+        request = pb.AwaitDecisionRequest(decision_id=self.decision_id)
+        failures = 0
+        while not self._cancelled:
+            call = client.stub.AwaitDecision(
+                request, timeout=deadline.remaining(), metadata=client.metadata
+            )
+            self._call = call
+            if self._cancelled:  # cancel() ran before the call was there to cancel
+                call.cancel()
+            try:
+                for message in call:
+                    failures = 0
+                    decision = message.decision
+                    if self.last is None or changed(self.last, decision):
+                        self.last = decision
+                        yield decision
+                    if is_final(decision):
+                        return
+                raise Internal(
+                    grpc.StatusCode.INTERNAL,
+                    "the await stream ended before the decision reached a final status",
+                )
+            except grpc.RpcError as err:
+                if self._cancelled and err.code() is grpc.StatusCode.CANCELLED:
+                    return
+                error = from_rpc_error(err)
+                failures += 1
+                if not client._wait_to_retry("AwaitDecision", failures, error, deadline):
+                    raise error from err
+            finally:
+                call.cancel()  # a no-op once the call has ended
 
 
 def connect(

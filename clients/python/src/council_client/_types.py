@@ -8,6 +8,7 @@ from typing import Literal, Protocol, TypeAlias, TypeVar
 from ._gen.council.v1.council_service_pb2 import GetSummaryResponse, ListReviewersResponse
 from ._gen.council.v1.review_pb2 import (
     Decision,
+    DecisionStatus,
     DecisionType,
     Effort,
     ImpactLevel,
@@ -17,6 +18,8 @@ from ._gen.council.v1.review_pb2 import (
     ReviewerRole,
     RiskLevel,
     Suggestion,
+    Verdict,
+    VerdictType,
     Vote,
     VoteType,
 )
@@ -31,6 +34,8 @@ ImpactName = Literal["minimal", "low", "medium", "high", "transformative"]
 EffortName = Literal["small", "medium", "large", "epic"]
 DecisionTypeName = Literal["auto_approve", "human_approve", "defer", "reject", "escalate"]
 OutcomeName = Literal["success", "failure", "partial"]
+DecisionStatusName = Literal["pending", "approved", "rejected", "expired", "superseded"]
+VerdictName = Literal["approve", "reject"]
 
 # An enum value (RiskLevel.RISK_LEVEL_LOW) or its short name ("low").
 RiskLike: TypeAlias = RiskLevel.ValueType | RiskName
@@ -38,6 +43,8 @@ ImpactLike: TypeAlias = ImpactLevel.ValueType | ImpactName
 EffortLike: TypeAlias = Effort.ValueType | EffortName
 DecisionTypeLike: TypeAlias = DecisionType.ValueType | DecisionTypeName
 OutcomeLike: TypeAlias = Outcome.ValueType | OutcomeName
+DecisionStatusLike: TypeAlias = DecisionStatus.ValueType | DecisionStatusName
+VerdictLike: TypeAlias = VerdictType.ValueType | VerdictName
 
 _V_contra = TypeVar("_V_contra", contravariant=True)
 _V_co = TypeVar("_V_co", covariant=True)
@@ -88,6 +95,16 @@ def outcome(value: OutcomeLike) -> Outcome.ValueType:
     return _enum(Outcome, "OUTCOME_", value)
 
 
+def decision_status(value: DecisionStatusLike) -> DecisionStatus.ValueType:
+    """``"pending"`` -> ``DecisionStatus.DECISION_STATUS_PENDING``; an enum value as is."""
+    return _enum(DecisionStatus, "DECISION_STATUS_", value)
+
+
+def verdict_type(value: VerdictLike) -> VerdictType.ValueType:
+    """``"approve"`` -> ``VerdictType.VERDICT_TYPE_APPROVE``; an enum value is returned as is."""
+    return _enum(VerdictType, "VERDICT_TYPE_", value)
+
+
 def build_suggestion(
     id: str,  # noqa: A002 (the proto field's name)
     title: str,
@@ -129,6 +146,9 @@ def short_name(enum: _NamedEnum[_V_contra], value: _V_contra) -> str:
 
 __all__ = [
     "Decision",
+    "DecisionStatus",
+    "DecisionStatusLike",
+    "DecisionStatusName",
     "DecisionType",
     "DecisionTypeLike",
     "DecisionTypeName",
@@ -150,13 +170,19 @@ __all__ = [
     "RiskName",
     "Suggestion",
     "Summary",
+    "Verdict",
+    "VerdictLike",
+    "VerdictName",
+    "VerdictType",
     "Vote",
     "VoteType",
     "build_suggestion",
+    "decision_status",
     "decision_type",
     "effort",
     "impact_level",
     "outcome",
     "risk_level",
     "short_name",
+    "verdict_type",
 ]

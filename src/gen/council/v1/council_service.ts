@@ -22,6 +22,9 @@ import {
 } from "@grpc/grpc-js";
 import {
   Decision,
+  DecisionStatus,
+  decisionStatusFromJSON,
+  decisionStatusToJSON,
   DecisionType,
   decisionTypeFromJSON,
   decisionTypeToJSON,
@@ -31,6 +34,9 @@ import {
   outcomeToJSON,
   ReviewerProfile,
   Suggestion,
+  VerdictType,
+  verdictTypeFromJSON,
+  verdictTypeToJSON,
   Vote,
 } from "./review.js";
 
@@ -52,6 +58,12 @@ export interface ReviewSuggestionRequest {
   requestId: string;
   /** dry_run streams the same votes and decision but stores nothing; request_id is ignored. */
   dryRun: boolean;
+  /**
+   * supersedes names a pending decision of the same submitter that this review follows up (for
+   * example a deferred change resubmitted with more information): once this review is stored, that
+   * decision becomes superseded. Anything else named here fails FAILED_PRECONDITION. Empty: none.
+   */
+  supersedes: string;
 }
 
 /** ReviewSuggestionResponse is one event of a review stream: a vote, or the final decision. */
@@ -93,11 +105,18 @@ export interface ListDecisionsRequest {
   pageSize: number;
   /** page_token is the next_page_token of the previous page, or empty for the first page. */
   pageToken: string;
+  /** status keeps only decisions in this status now; DECISION_STATUS_UNSPECIFIED keeps all. */
+  status: DecisionStatus;
+  /**
+   * oldest_first pages oldest first instead of newest first (the approvers' queue is status
+   * pending, oldest first). A page token is valid only with the same filters and direction.
+   */
+  oldestFirst: boolean;
 }
 
 /** ListDecisionsResponse is one page of decisions. */
 export interface ListDecisionsResponse {
-  /** decisions are newest first. */
+  /** decisions are newest first, or oldest first when the request asked for it. */
   decisions: Decision[];
   /** next_page_token fetches the next page; it is empty on the last page. */
   nextPageToken: string;
@@ -144,6 +163,11 @@ export interface GetSummaryResponse {
   autoApproved: number;
   /** learning_entries is the number of lesson entries recorded. */
   learningEntries: number;
+  /**
+   * by_status counts decisions by current status, keyed "pending", "approved", "rejected",
+   * "expired" and "superseded".
+   */
+  byStatus: { [key: string]: number };
 }
 
 export interface GetSummaryResponse_ByTypeEntry {
@@ -152,6 +176,11 @@ export interface GetSummaryResponse_ByTypeEntry {
 }
 
 export interface GetSummaryResponse_OutcomesEntry {
+  key: string;
+  value: number;
+}
+
+export interface GetSummaryResponse_ByStatusEntry {
   key: string;
   value: number;
 }
@@ -178,6 +207,11 @@ export interface WatchDecisionsRequest {
   decisionType: DecisionType;
   /** include_votes sends each review's votes before its decision. */
   includeVotes: boolean;
+  /**
+   * include_updates also sends a stored decision again each time its status, verdicts or outcome
+   * change (filtered by decision_type like new reviews).
+   */
+  includeUpdates: boolean;
 }
 
 /** WatchDecisionsResponse is one event of a watch: a vote, or a decision. */
@@ -188,13 +222,46 @@ export interface WatchDecisionsResponse {
     /** vote is one reviewer's vote of a stored review (only with include_votes). */
     { $case: "vote"; value: Vote }
     | //
-    /** decision is a stored decision, sent after its votes. */
+    /** decision is a stored decision, sent after its votes, or sent again after a change (only with include_updates). */
     { $case: "decision"; value: Decision }
     | undefined;
   /** decision_id is the id of the decision this event belongs to. */
   decisionId: string;
   /** suggestion_id is the id of the suggestion that was reviewed. */
   suggestionId: string;
+}
+
+/** ResolveDecisionRequest gives one person's verdict on a pending decision. */
+export interface ResolveDecisionRequest {
+  /** decision_id is the decision to approve or reject. */
+  decisionId: string;
+  /** verdict is the caller's verdict; VERDICT_TYPE_UNSPECIFIED is rejected. */
+  verdict: VerdictType;
+  /** comment says why; it is required with VERDICT_TYPE_REJECT. */
+  comment: string;
+  /**
+   * request_id makes the call safe to retry: a retry returns the same answer. It is scoped to the
+   * caller and the decision; reusing it for a different verdict or comment fails FAILED_PRECONDITION.
+   */
+  requestId: string;
+}
+
+/** ResolveDecisionResponse carries the decision after the verdict. */
+export interface ResolveDecisionResponse {
+  /** decision is the decision with the verdict counted (or as it was, when the caller had already given this verdict). */
+  decision?: Decision | undefined;
+}
+
+/** AwaitDecisionRequest names the decision to wait for. */
+export interface AwaitDecisionRequest {
+  /** decision_id is the decision to wait for. */
+  decisionId: string;
+}
+
+/** AwaitDecisionResponse is one state of the awaited decision. */
+export interface AwaitDecisionResponse {
+  /** decision is the decision as it stands: first at once, then after each change; the last one has a final status. */
+  decision?: Decision | undefined;
 }
 
 /** ListReviewersRequest asks for the reviewers; it has no fields. */
@@ -210,7 +277,7 @@ export interface ListReviewersResponse {
 }
 
 function createBaseReviewSuggestionRequest(): ReviewSuggestionRequest {
-  return { suggestion: undefined, requestId: "", dryRun: false };
+  return { suggestion: undefined, requestId: "", dryRun: false, supersedes: "" };
 }
 
 export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
@@ -223,6 +290,9 @@ export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
     }
     if (message.dryRun !== false) {
       writer.uint32(24).bool(message.dryRun);
+    }
+    if (message.supersedes !== "") {
+      writer.uint32(34).string(message.supersedes);
     }
     return writer;
   },
@@ -264,6 +334,14 @@ export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
             message.dryRun = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.supersedes = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -289,6 +367,7 @@ export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
         : isSet(object.dry_run)
         ? globalThis.Boolean(object.dry_run)
         : false,
+      supersedes: isSet(object.supersedes) ? globalThis.String(object.supersedes) : "",
     };
   },
 
@@ -303,6 +382,9 @@ export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
     if (message.dryRun !== false) {
       obj.dryRun = message.dryRun;
     }
+    if (message.supersedes !== "") {
+      obj.supersedes = message.supersedes;
+    }
     return obj;
   },
 
@@ -316,6 +398,7 @@ export const ReviewSuggestionRequest: MessageFns<ReviewSuggestionRequest> = {
       : undefined;
     message.requestId = object.requestId ?? "";
     message.dryRun = object.dryRun ?? false;
+    message.supersedes = object.supersedes ?? "";
     return message;
   },
 };
@@ -598,7 +681,7 @@ export const GetDecisionResponse: MessageFns<GetDecisionResponse> = {
 };
 
 function createBaseListDecisionsRequest(): ListDecisionsRequest {
-  return { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "" };
+  return { decisionType: 0, suggestionId: "", pageSize: 0, pageToken: "", status: 0, oldestFirst: false };
 }
 
 export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
@@ -614,6 +697,12 @@ export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
+    }
+    if (message.status !== 0) {
+      writer.uint32(40).int32(message.status);
+    }
+    if (message.oldestFirst !== false) {
+      writer.uint32(48).bool(message.oldestFirst);
     }
     return writer;
   },
@@ -663,6 +752,22 @@ export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.oldestFirst = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -697,6 +802,12 @@ export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      status: isSet(object.status) ? decisionStatusFromJSON(object.status) : 0,
+      oldestFirst: isSet(object.oldestFirst)
+        ? globalThis.Boolean(object.oldestFirst)
+        : isSet(object.oldest_first)
+        ? globalThis.Boolean(object.oldest_first)
+        : false,
     };
   },
 
@@ -714,6 +825,12 @@ export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.status !== 0) {
+      obj.status = decisionStatusToJSON(message.status);
+    }
+    if (message.oldestFirst !== false) {
+      obj.oldestFirst = message.oldestFirst;
+    }
     return obj;
   },
 
@@ -726,6 +843,8 @@ export const ListDecisionsRequest: MessageFns<ListDecisionsRequest> = {
     message.suggestionId = object.suggestionId ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.status = object.status ?? 0;
+    message.oldestFirst = object.oldestFirst ?? false;
     return message;
   },
 };
@@ -1084,7 +1203,7 @@ export const GetSummaryRequest: MessageFns<GetSummaryRequest> = {
 };
 
 function createBaseGetSummaryResponse(): GetSummaryResponse {
-  return { totalDecisions: 0, byType: {}, outcomes: {}, autoApproved: 0, learningEntries: 0 };
+  return { totalDecisions: 0, byType: {}, outcomes: {}, autoApproved: 0, learningEntries: 0, byStatus: {} };
 }
 
 export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
@@ -1104,6 +1223,9 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
     if (message.learningEntries !== 0) {
       writer.uint32(40).int64(message.learningEntries);
     }
+    globalThis.Object.entries(message.byStatus).forEach(([key, value]: [string, number]) => {
+      GetSummaryResponse_ByStatusEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
     return writer;
   },
 
@@ -1164,6 +1286,17 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
             }
 
             message.learningEntries = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = GetSummaryResponse_ByStatusEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.byStatus[entry6.key] = entry6.value;
+            }
             continue;
           }
         }
@@ -1236,6 +1369,33 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
         : isSet(object.learning_entries)
         ? globalThis.Number(object.learning_entries)
         : 0,
+      byStatus: isObject(object.byStatus)
+        ? (globalThis.Object.entries(object.byStatus) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.by_status)
+        ? (globalThis.Object.entries(object.by_status) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1268,6 +1428,15 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
     if (message.learningEntries !== 0) {
       obj.learningEntries = Math.round(message.learningEntries);
     }
+    if (message.byStatus) {
+      const entries = globalThis.Object.entries(message.byStatus) as [string, number][];
+      if (entries.length > 0) {
+        obj.byStatus = {};
+        entries.forEach(([k, v]) => {
+          obj.byStatus[k] = Math.round(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1297,6 +1466,15 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
     );
     message.autoApproved = object.autoApproved ?? 0;
     message.learningEntries = object.learningEntries ?? 0;
+    message.byStatus = (globalThis.Object.entries(object.byStatus ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -1465,6 +1643,91 @@ export const GetSummaryResponse_OutcomesEntry: MessageFns<GetSummaryResponse_Out
   },
   fromPartial(object: DeepPartial<GetSummaryResponse_OutcomesEntry>): GetSummaryResponse_OutcomesEntry {
     const message = createBaseGetSummaryResponse_OutcomesEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSummaryResponse_ByStatusEntry(): GetSummaryResponse_ByStatusEntry {
+  return { key: "", value: 0 };
+}
+
+export const GetSummaryResponse_ByStatusEntry: MessageFns<GetSummaryResponse_ByStatusEntry> = {
+  encode(message: GetSummaryResponse_ByStatusEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSummaryResponse_ByStatusEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSummaryResponse_ByStatusEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSummaryResponse_ByStatusEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: GetSummaryResponse_ByStatusEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetSummaryResponse_ByStatusEntry>): GetSummaryResponse_ByStatusEntry {
+    return GetSummaryResponse_ByStatusEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetSummaryResponse_ByStatusEntry>): GetSummaryResponse_ByStatusEntry {
+    const message = createBaseGetSummaryResponse_ByStatusEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
     return message;
@@ -1654,7 +1917,7 @@ export const ListLessonsResponse: MessageFns<ListLessonsResponse> = {
 };
 
 function createBaseWatchDecisionsRequest(): WatchDecisionsRequest {
-  return { decisionType: 0, includeVotes: false };
+  return { decisionType: 0, includeVotes: false, includeUpdates: false };
 }
 
 export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
@@ -1664,6 +1927,9 @@ export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
     }
     if (message.includeVotes !== false) {
       writer.uint32(16).bool(message.includeVotes);
+    }
+    if (message.includeUpdates !== false) {
+      writer.uint32(24).bool(message.includeUpdates);
     }
     return writer;
   },
@@ -1697,6 +1963,14 @@ export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
             message.includeVotes = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.includeUpdates = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1721,6 +1995,11 @@ export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
         : isSet(object.include_votes)
         ? globalThis.Boolean(object.include_votes)
         : false,
+      includeUpdates: isSet(object.includeUpdates)
+        ? globalThis.Boolean(object.includeUpdates)
+        : isSet(object.include_updates)
+        ? globalThis.Boolean(object.include_updates)
+        : false,
     };
   },
 
@@ -1732,6 +2011,9 @@ export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
     if (message.includeVotes !== false) {
       obj.includeVotes = message.includeVotes;
     }
+    if (message.includeUpdates !== false) {
+      obj.includeUpdates = message.includeUpdates;
+    }
     return obj;
   },
 
@@ -1742,6 +2024,7 @@ export const WatchDecisionsRequest: MessageFns<WatchDecisionsRequest> = {
     const message = createBaseWatchDecisionsRequest();
     message.decisionType = object.decisionType ?? 0;
     message.includeVotes = object.includeVotes ?? false;
+    message.includeUpdates = object.includeUpdates ?? false;
     return message;
   },
 };
@@ -1883,6 +2166,342 @@ export const WatchDecisionsResponse: MessageFns<WatchDecisionsResponse> = {
     }
     message.decisionId = object.decisionId ?? "";
     message.suggestionId = object.suggestionId ?? "";
+    return message;
+  },
+};
+
+function createBaseResolveDecisionRequest(): ResolveDecisionRequest {
+  return { decisionId: "", verdict: 0, comment: "", requestId: "" };
+}
+
+export const ResolveDecisionRequest: MessageFns<ResolveDecisionRequest> = {
+  encode(message: ResolveDecisionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decisionId !== "") {
+      writer.uint32(10).string(message.decisionId);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(16).int32(message.verdict);
+    }
+    if (message.comment !== "") {
+      writer.uint32(26).string(message.comment);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(34).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveDecisionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveDecisionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decisionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveDecisionRequest {
+    return {
+      decisionId: isSet(object.decisionId)
+        ? globalThis.String(object.decisionId)
+        : isSet(object.decision_id)
+        ? globalThis.String(object.decision_id)
+        : "",
+      verdict: isSet(object.verdict) ? verdictTypeFromJSON(object.verdict) : 0,
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ResolveDecisionRequest): unknown {
+    const obj: any = {};
+    if (message.decisionId !== "") {
+      obj.decisionId = message.decisionId;
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = verdictTypeToJSON(message.verdict);
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResolveDecisionRequest>): ResolveDecisionRequest {
+    return ResolveDecisionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResolveDecisionRequest>): ResolveDecisionRequest {
+    const message = createBaseResolveDecisionRequest();
+    message.decisionId = object.decisionId ?? "";
+    message.verdict = object.verdict ?? 0;
+    message.comment = object.comment ?? "";
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseResolveDecisionResponse(): ResolveDecisionResponse {
+  return { decision: undefined };
+}
+
+export const ResolveDecisionResponse: MessageFns<ResolveDecisionResponse> = {
+  encode(message: ResolveDecisionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      Decision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveDecisionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveDecisionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = Decision.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveDecisionResponse {
+    return { decision: isSet(object.decision) ? Decision.fromJSON(object.decision) : undefined };
+  },
+
+  toJSON(message: ResolveDecisionResponse): unknown {
+    const obj: any = {};
+    if (message.decision !== undefined) {
+      obj.decision = Decision.toJSON(message.decision);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResolveDecisionResponse>): ResolveDecisionResponse {
+    return ResolveDecisionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResolveDecisionResponse>): ResolveDecisionResponse {
+    const message = createBaseResolveDecisionResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? Decision.fromPartial(object.decision)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAwaitDecisionRequest(): AwaitDecisionRequest {
+  return { decisionId: "" };
+}
+
+export const AwaitDecisionRequest: MessageFns<AwaitDecisionRequest> = {
+  encode(message: AwaitDecisionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decisionId !== "") {
+      writer.uint32(10).string(message.decisionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AwaitDecisionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAwaitDecisionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decisionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AwaitDecisionRequest {
+    return {
+      decisionId: isSet(object.decisionId)
+        ? globalThis.String(object.decisionId)
+        : isSet(object.decision_id)
+        ? globalThis.String(object.decision_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AwaitDecisionRequest): unknown {
+    const obj: any = {};
+    if (message.decisionId !== "") {
+      obj.decisionId = message.decisionId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AwaitDecisionRequest>): AwaitDecisionRequest {
+    return AwaitDecisionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AwaitDecisionRequest>): AwaitDecisionRequest {
+    const message = createBaseAwaitDecisionRequest();
+    message.decisionId = object.decisionId ?? "";
+    return message;
+  },
+};
+
+function createBaseAwaitDecisionResponse(): AwaitDecisionResponse {
+  return { decision: undefined };
+}
+
+export const AwaitDecisionResponse: MessageFns<AwaitDecisionResponse> = {
+  encode(message: AwaitDecisionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.decision !== undefined) {
+      Decision.encode(message.decision, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AwaitDecisionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAwaitDecisionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.decision = Decision.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AwaitDecisionResponse {
+    return { decision: isSet(object.decision) ? Decision.fromJSON(object.decision) : undefined };
+  },
+
+  toJSON(message: AwaitDecisionResponse): unknown {
+    const obj: any = {};
+    if (message.decision !== undefined) {
+      obj.decision = Decision.toJSON(message.decision);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AwaitDecisionResponse>): AwaitDecisionResponse {
+    return AwaitDecisionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AwaitDecisionResponse>): AwaitDecisionResponse {
+    const message = createBaseAwaitDecisionResponse();
+    message.decision = (object.decision !== undefined && object.decision !== null)
+      ? Decision.fromPartial(object.decision)
+      : undefined;
     return message;
   },
 };
@@ -2074,7 +2693,8 @@ export const CouncilServiceService = {
   },
   /**
    * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-   * agent may record outcomes only on decisions it submitted; an operator on any.
+   * agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+   * decision takes an outcome (any other status: FAILED_PRECONDITION).
    */
   recordOutcome: {
     path: "/council.v1.CouncilService/RecordOutcome" as const,
@@ -2129,6 +2749,37 @@ export const CouncilServiceService = {
       Buffer.from(ListReviewersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListReviewersResponse => ListReviewersResponse.decode(value),
   },
+  /**
+   * ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+   * approvals from approvals_required distinct principals approve it. The submitter may not give a
+   * verdict on its own decision; a decision that is not pending takes none.
+   */
+  resolveDecision: {
+    path: "/council.v1.CouncilService/ResolveDecision" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveDecisionRequest): Buffer =>
+      Buffer.from(ResolveDecisionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveDecisionRequest => ResolveDecisionRequest.decode(value),
+    responseSerialize: (value: ResolveDecisionResponse): Buffer =>
+      Buffer.from(ResolveDecisionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResolveDecisionResponse => ResolveDecisionResponse.decode(value),
+  },
+  /**
+   * AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+   * (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+   * expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+   */
+  awaitDecision: {
+    path: "/council.v1.CouncilService/AwaitDecision" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: AwaitDecisionRequest): Buffer => Buffer.from(AwaitDecisionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AwaitDecisionRequest => AwaitDecisionRequest.decode(value),
+    responseSerialize: (value: AwaitDecisionResponse): Buffer =>
+      Buffer.from(AwaitDecisionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AwaitDecisionResponse => AwaitDecisionResponse.decode(value),
+  },
 } as const;
 
 export interface CouncilServiceServer extends UntypedServiceImplementation {
@@ -2143,7 +2794,8 @@ export interface CouncilServiceServer extends UntypedServiceImplementation {
   listDecisions: handleUnaryCall<ListDecisionsRequest, ListDecisionsResponse>;
   /**
    * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-   * agent may record outcomes only on decisions it submitted; an operator on any.
+   * agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+   * decision takes an outcome (any other status: FAILED_PRECONDITION).
    */
   recordOutcome: handleUnaryCall<RecordOutcomeRequest, RecordOutcomeResponse>;
   /** GetSummary returns exact counts over every stored decision and lesson. */
@@ -2154,6 +2806,18 @@ export interface CouncilServiceServer extends UntypedServiceImplementation {
   watchDecisions: handleServerStreamingCall<WatchDecisionsRequest, WatchDecisionsResponse>;
   /** ListReviewers returns the reviewers of the policy in force. */
   listReviewers: handleUnaryCall<ListReviewersRequest, ListReviewersResponse>;
+  /**
+   * ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+   * approvals from approvals_required distinct principals approve it. The submitter may not give a
+   * verdict on its own decision; a decision that is not pending takes none.
+   */
+  resolveDecision: handleUnaryCall<ResolveDecisionRequest, ResolveDecisionResponse>;
+  /**
+   * AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+   * (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+   * expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+   */
+  awaitDecision: handleServerStreamingCall<AwaitDecisionRequest, AwaitDecisionResponse>;
 }
 
 export interface CouncilServiceClient extends Client {
@@ -2204,7 +2868,8 @@ export interface CouncilServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-   * agent may record outcomes only on decisions it submitted; an operator on any.
+   * agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+   * decision takes an outcome (any other status: FAILED_PRECONDITION).
    */
   recordOutcome(
     request: RecordOutcomeRequest,
@@ -2279,6 +2944,40 @@ export interface CouncilServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListReviewersResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+   * approvals from approvals_required distinct principals approve it. The submitter may not give a
+   * verdict on its own decision; a decision that is not pending takes none.
+   */
+  resolveDecision(
+    request: ResolveDecisionRequest,
+    callback: (error: ServiceError | null, response: ResolveDecisionResponse) => void,
+  ): ClientUnaryCall;
+  resolveDecision(
+    request: ResolveDecisionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResolveDecisionResponse) => void,
+  ): ClientUnaryCall;
+  resolveDecision(
+    request: ResolveDecisionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResolveDecisionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+   * (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+   * expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+   */
+  awaitDecision(
+    request: AwaitDecisionRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<AwaitDecisionResponse>;
+  awaitDecision(
+    request: AwaitDecisionRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<AwaitDecisionResponse>;
 }
 
 export const CouncilServiceClient = makeGenericClientConstructor(

@@ -432,6 +432,113 @@ export function outcomeToJSON(object: Outcome): string {
   }
 }
 
+/** DecisionStatus is where a decision stands with people, beside its immutable council decision. */
+export enum DecisionStatus {
+  /** DECISION_STATUS_UNSPECIFIED - DECISION_STATUS_UNSPECIFIED is never a decision's status; as a filter it means "every status". */
+  DECISION_STATUS_UNSPECIFIED = 0,
+  /** DECISION_STATUS_PENDING - DECISION_STATUS_PENDING means the decision waits for verdicts until expires_at. */
+  DECISION_STATUS_PENDING = 1,
+  /** DECISION_STATUS_APPROVED - DECISION_STATUS_APPROVED means the change may be carried out: auto-approved, or approved by enough people. */
+  DECISION_STATUS_APPROVED = 2,
+  /** DECISION_STATUS_REJECTED - DECISION_STATUS_REJECTED means the change must not be carried out: rejected by the council or by a person. */
+  DECISION_STATUS_REJECTED = 3,
+  /** DECISION_STATUS_EXPIRED - DECISION_STATUS_EXPIRED means nobody gave enough verdicts before expires_at; the change must not be carried out. */
+  DECISION_STATUS_EXPIRED = 4,
+  /** DECISION_STATUS_SUPERSEDED - DECISION_STATUS_SUPERSEDED means a later review by the same submitter followed this one up (see superseded_by). */
+  DECISION_STATUS_SUPERSEDED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function decisionStatusFromJSON(object: any): DecisionStatus {
+  switch (object) {
+    case 0:
+    case "DECISION_STATUS_UNSPECIFIED":
+      return DecisionStatus.DECISION_STATUS_UNSPECIFIED;
+    case 1:
+    case "DECISION_STATUS_PENDING":
+      return DecisionStatus.DECISION_STATUS_PENDING;
+    case 2:
+    case "DECISION_STATUS_APPROVED":
+      return DecisionStatus.DECISION_STATUS_APPROVED;
+    case 3:
+    case "DECISION_STATUS_REJECTED":
+      return DecisionStatus.DECISION_STATUS_REJECTED;
+    case 4:
+    case "DECISION_STATUS_EXPIRED":
+      return DecisionStatus.DECISION_STATUS_EXPIRED;
+    case 5:
+    case "DECISION_STATUS_SUPERSEDED":
+      return DecisionStatus.DECISION_STATUS_SUPERSEDED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DecisionStatus.UNRECOGNIZED;
+  }
+}
+
+export function decisionStatusToJSON(object: DecisionStatus): string {
+  switch (object) {
+    case DecisionStatus.DECISION_STATUS_UNSPECIFIED:
+      return "DECISION_STATUS_UNSPECIFIED";
+    case DecisionStatus.DECISION_STATUS_PENDING:
+      return "DECISION_STATUS_PENDING";
+    case DecisionStatus.DECISION_STATUS_APPROVED:
+      return "DECISION_STATUS_APPROVED";
+    case DecisionStatus.DECISION_STATUS_REJECTED:
+      return "DECISION_STATUS_REJECTED";
+    case DecisionStatus.DECISION_STATUS_EXPIRED:
+      return "DECISION_STATUS_EXPIRED";
+    case DecisionStatus.DECISION_STATUS_SUPERSEDED:
+      return "DECISION_STATUS_SUPERSEDED";
+    case DecisionStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** VerdictType is what a person says of a pending decision. */
+export enum VerdictType {
+  /** VERDICT_TYPE_UNSPECIFIED - VERDICT_TYPE_UNSPECIFIED is not a verdict; requests carrying it are rejected. */
+  VERDICT_TYPE_UNSPECIFIED = 0,
+  /** VERDICT_TYPE_APPROVE - VERDICT_TYPE_APPROVE counts towards the approvals the decision requires. */
+  VERDICT_TYPE_APPROVE = 1,
+  /** VERDICT_TYPE_REJECT - VERDICT_TYPE_REJECT rejects the decision at once; it needs a comment. */
+  VERDICT_TYPE_REJECT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function verdictTypeFromJSON(object: any): VerdictType {
+  switch (object) {
+    case 0:
+    case "VERDICT_TYPE_UNSPECIFIED":
+      return VerdictType.VERDICT_TYPE_UNSPECIFIED;
+    case 1:
+    case "VERDICT_TYPE_APPROVE":
+      return VerdictType.VERDICT_TYPE_APPROVE;
+    case 2:
+    case "VERDICT_TYPE_REJECT":
+      return VerdictType.VERDICT_TYPE_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VerdictType.UNRECOGNIZED;
+  }
+}
+
+export function verdictTypeToJSON(object: VerdictType): string {
+  switch (object) {
+    case VerdictType.VERDICT_TYPE_UNSPECIFIED:
+      return "VERDICT_TYPE_UNSPECIFIED";
+    case VerdictType.VERDICT_TYPE_APPROVE:
+      return "VERDICT_TYPE_APPROVE";
+    case VerdictType.VERDICT_TYPE_REJECT:
+      return "VERDICT_TYPE_REJECT";
+    case VerdictType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Suggestion is a proposed change that an agent submits for review. */
 export interface Suggestion {
   /** id identifies the suggestion in the submitter's system; it must not be empty. */
@@ -476,6 +583,18 @@ export interface Vote {
     | undefined;
   /** veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did. */
   veto: string;
+}
+
+/** Verdict is one person's approval or rejection of a pending decision. */
+export interface Verdict {
+  /** by is the principal that gave the verdict. */
+  by: string;
+  /** verdict is what the principal said. */
+  verdict: VerdictType;
+  /** comment says why; a rejection always has one. */
+  comment: string;
+  /** given_at is when the verdict was given. */
+  givenAt?: Date | undefined;
 }
 
 /** Decision is the council's verdict on one review of a suggestion, with the votes behind it. */
@@ -532,6 +651,31 @@ export interface Decision {
    * is recorded; "anonymous" for outcomes recorded before Council knew principals.
    */
   outcomeRecordedBy: string;
+  /**
+   * status is where the decision stands with people: approved for DECISION_TYPE_AUTO_APPROVE,
+   * rejected for DECISION_TYPE_REJECT, and pending for the other types until verdicts, expiry or a
+   * follow-up review settle it. A pending decision whose expires_at has passed reads expired.
+   */
+  status: DecisionStatus;
+  /** verdicts are the verdicts people gave, in the order they were counted. */
+  verdicts: Verdict[];
+  /**
+   * approvals_required is how many distinct principals must approve a pending decision (from the
+   * policy's verdicts section); 0 for a decision that was final when it was made.
+   */
+  approvalsRequired: number;
+  /**
+   * expires_at is when a pending decision expires (from the policy's verdicts section); it stays set
+   * after the decision leaves pending, and is unset for decisions that were never pending or that
+   * were stored before decisions had a status.
+   */
+  expiresAt?:
+    | Date
+    | undefined;
+  /** supersedes is the pending decision this review follows up (ReviewSuggestionRequest.supersedes), or empty. */
+  supersedes: string;
+  /** superseded_by is the decision that superseded this one when its status is superseded, else empty. */
+  supersededBy: string;
 }
 
 /** ReviewerProfile describes one council reviewer and what it looks for. */
@@ -1009,6 +1153,127 @@ export const Vote: MessageFns<Vote> = {
   },
 };
 
+function createBaseVerdict(): Verdict {
+  return { by: "", verdict: 0, comment: "", givenAt: undefined };
+}
+
+export const Verdict: MessageFns<Verdict> = {
+  encode(message: Verdict, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.by !== "") {
+      writer.uint32(10).string(message.by);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(16).int32(message.verdict);
+    }
+    if (message.comment !== "") {
+      writer.uint32(26).string(message.comment);
+    }
+    if (message.givenAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.givenAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Verdict {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerdict();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.givenAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Verdict {
+    return {
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+      verdict: isSet(object.verdict) ? verdictTypeFromJSON(object.verdict) : 0,
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      givenAt: isSet(object.givenAt)
+        ? fromJsonTimestamp(object.givenAt)
+        : isSet(object.given_at)
+        ? fromJsonTimestamp(object.given_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Verdict): unknown {
+    const obj: any = {};
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = verdictTypeToJSON(message.verdict);
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.givenAt !== undefined) {
+      obj.givenAt = message.givenAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Verdict>): Verdict {
+    return Verdict.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Verdict>): Verdict {
+    const message = createBaseVerdict();
+    message.by = object.by ?? "";
+    message.verdict = object.verdict ?? 0;
+    message.comment = object.comment ?? "";
+    message.givenAt = object.givenAt ?? undefined;
+    return message;
+  },
+};
+
 function createBaseDecision(): Decision {
   return {
     id: "",
@@ -1029,6 +1294,12 @@ function createBaseDecision(): Decision {
     requestId: "",
     submittedBy: "",
     outcomeRecordedBy: "",
+    status: 0,
+    verdicts: [],
+    approvalsRequired: 0,
+    expiresAt: undefined,
+    supersedes: "",
+    supersededBy: "",
   };
 }
 
@@ -1087,6 +1358,24 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.outcomeRecordedBy !== "") {
       writer.uint32(146).string(message.outcomeRecordedBy);
+    }
+    if (message.status !== 0) {
+      writer.uint32(152).int32(message.status);
+    }
+    for (const v of message.verdicts) {
+      Verdict.encode(v!, writer.uint32(162).fork()).join();
+    }
+    if (message.approvalsRequired !== 0) {
+      writer.uint32(168).int32(message.approvalsRequired);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(178).fork()).join();
+    }
+    if (message.supersedes !== "") {
+      writer.uint32(186).string(message.supersedes);
+    }
+    if (message.supersededBy !== "") {
+      writer.uint32(194).string(message.supersededBy);
     }
     return writer;
   },
@@ -1248,6 +1537,54 @@ export const Decision: MessageFns<Decision> = {
             message.outcomeRecordedBy = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.verdicts.push(Verdict.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.approvalsRequired = reader.int32();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.supersedes = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.supersededBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1330,6 +1667,26 @@ export const Decision: MessageFns<Decision> = {
         : isSet(object.outcome_recorded_by)
         ? globalThis.String(object.outcome_recorded_by)
         : "",
+      status: isSet(object.status) ? decisionStatusFromJSON(object.status) : 0,
+      verdicts: globalThis.Array.isArray(object?.verdicts)
+        ? object.verdicts.map((e: any) => Verdict.fromJSON(e))
+        : [],
+      approvalsRequired: isSet(object.approvalsRequired)
+        ? globalThis.Number(object.approvalsRequired)
+        : isSet(object.approvals_required)
+        ? globalThis.Number(object.approvals_required)
+        : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      supersedes: isSet(object.supersedes) ? globalThis.String(object.supersedes) : "",
+      supersededBy: isSet(object.supersededBy)
+        ? globalThis.String(object.supersededBy)
+        : isSet(object.superseded_by)
+        ? globalThis.String(object.superseded_by)
+        : "",
     };
   },
 
@@ -1389,6 +1746,24 @@ export const Decision: MessageFns<Decision> = {
     if (message.outcomeRecordedBy !== "") {
       obj.outcomeRecordedBy = message.outcomeRecordedBy;
     }
+    if (message.status !== 0) {
+      obj.status = decisionStatusToJSON(message.status);
+    }
+    if (message.verdicts?.length) {
+      obj.verdicts = message.verdicts.map((e) => Verdict.toJSON(e));
+    }
+    if (message.approvalsRequired !== 0) {
+      obj.approvalsRequired = Math.round(message.approvalsRequired);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.supersedes !== "") {
+      obj.supersedes = message.supersedes;
+    }
+    if (message.supersededBy !== "") {
+      obj.supersededBy = message.supersededBy;
+    }
     return obj;
   },
 
@@ -1417,6 +1792,12 @@ export const Decision: MessageFns<Decision> = {
     message.requestId = object.requestId ?? "";
     message.submittedBy = object.submittedBy ?? "";
     message.outcomeRecordedBy = object.outcomeRecordedBy ?? "";
+    message.status = object.status ?? 0;
+    message.verdicts = object.verdicts?.map((e) => Verdict.fromPartial(e)) || [];
+    message.approvalsRequired = object.approvalsRequired ?? 0;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.supersedes = object.supersedes ?? "";
+    message.supersededBy = object.supersededBy ?? "";
     return message;
   },
 };

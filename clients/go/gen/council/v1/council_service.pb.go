@@ -31,7 +31,11 @@ type ReviewSuggestionRequest struct {
 	// the same id sent by two principals makes two decisions.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// dry_run streams the same votes and decision but stores nothing; request_id is ignored.
-	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// supersedes names a pending decision of the same submitter that this review follows up (for
+	// example a deferred change resubmitted with more information): once this review is stored, that
+	// decision becomes superseded. Anything else named here fails FAILED_PRECONDITION. Empty: none.
+	Supersedes    string `protobuf:"bytes,4,opt,name=supersedes,proto3" json:"supersedes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -85,6 +89,13 @@ func (x *ReviewSuggestionRequest) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ReviewSuggestionRequest) GetSupersedes() string {
+	if x != nil {
+		return x.Supersedes
+	}
+	return ""
 }
 
 // ReviewSuggestionResponse is one event of a review stream: a vote, or the final decision.
@@ -294,7 +305,12 @@ type ListDecisionsRequest struct {
 	// page_size is the most decisions to return: 0 means 50, and at most 500 are returned.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// page_token is the next_page_token of the previous page, or empty for the first page.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// status keeps only decisions in this status now; DECISION_STATUS_UNSPECIFIED keeps all.
+	Status DecisionStatus `protobuf:"varint,5,opt,name=status,proto3,enum=council.v1.DecisionStatus" json:"status,omitempty"`
+	// oldest_first pages oldest first instead of newest first (the approvers' queue is status
+	// pending, oldest first). A page token is valid only with the same filters and direction.
+	OldestFirst   bool `protobuf:"varint,6,opt,name=oldest_first,json=oldestFirst,proto3" json:"oldest_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,10 +373,24 @@ func (x *ListDecisionsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListDecisionsRequest) GetStatus() DecisionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DecisionStatus_DECISION_STATUS_UNSPECIFIED
+}
+
+func (x *ListDecisionsRequest) GetOldestFirst() bool {
+	if x != nil {
+		return x.OldestFirst
+	}
+	return false
+}
+
 // ListDecisionsResponse is one page of decisions.
 type ListDecisionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// decisions are newest first.
+	// decisions are newest first, or oldest first when the request asked for it.
 	Decisions []*Decision `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	// next_page_token fetches the next page; it is empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -593,8 +623,11 @@ type GetSummaryResponse struct {
 	AutoApproved int64 `protobuf:"varint,4,opt,name=auto_approved,json=autoApproved,proto3" json:"auto_approved,omitempty"`
 	// learning_entries is the number of lesson entries recorded.
 	LearningEntries int64 `protobuf:"varint,5,opt,name=learning_entries,json=learningEntries,proto3" json:"learning_entries,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// by_status counts decisions by current status, keyed "pending", "approved", "rejected",
+	// "expired" and "superseded".
+	ByStatus      map[string]int64 `protobuf:"bytes,6,rep,name=by_status,json=byStatus,proto3" json:"by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSummaryResponse) Reset() {
@@ -660,6 +693,13 @@ func (x *GetSummaryResponse) GetLearningEntries() int64 {
 		return x.LearningEntries
 	}
 	return 0
+}
+
+func (x *GetSummaryResponse) GetByStatus() map[string]int64 {
+	if x != nil {
+		return x.ByStatus
+	}
+	return nil
 }
 
 // ListLessonsRequest selects a page of lessons.
@@ -778,9 +818,12 @@ type WatchDecisionsRequest struct {
 	// decision_type keeps only reviews whose decision has this type; DECISION_TYPE_UNSPECIFIED keeps all.
 	DecisionType DecisionType `protobuf:"varint,1,opt,name=decision_type,json=decisionType,proto3,enum=council.v1.DecisionType" json:"decision_type,omitempty"`
 	// include_votes sends each review's votes before its decision.
-	IncludeVotes  bool `protobuf:"varint,2,opt,name=include_votes,json=includeVotes,proto3" json:"include_votes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IncludeVotes bool `protobuf:"varint,2,opt,name=include_votes,json=includeVotes,proto3" json:"include_votes,omitempty"`
+	// include_updates also sends a stored decision again each time its status, verdicts or outcome
+	// change (filtered by decision_type like new reviews).
+	IncludeUpdates bool `protobuf:"varint,3,opt,name=include_updates,json=includeUpdates,proto3" json:"include_updates,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WatchDecisionsRequest) Reset() {
@@ -823,6 +866,13 @@ func (x *WatchDecisionsRequest) GetDecisionType() DecisionType {
 func (x *WatchDecisionsRequest) GetIncludeVotes() bool {
 	if x != nil {
 		return x.IncludeVotes
+	}
+	return false
+}
+
+func (x *WatchDecisionsRequest) GetIncludeUpdates() bool {
+	if x != nil {
+		return x.IncludeUpdates
 	}
 	return false
 }
@@ -924,13 +974,225 @@ type WatchDecisionsResponse_Vote struct {
 }
 
 type WatchDecisionsResponse_Decision struct {
-	// decision is a stored decision, sent after its votes.
+	// decision is a stored decision, sent after its votes, or sent again after a change (only with include_updates).
 	Decision *Decision `protobuf:"bytes,2,opt,name=decision,proto3,oneof"`
 }
 
 func (*WatchDecisionsResponse_Vote) isWatchDecisionsResponse_Event() {}
 
 func (*WatchDecisionsResponse_Decision) isWatchDecisionsResponse_Event() {}
+
+// ResolveDecisionRequest gives one person's verdict on a pending decision.
+type ResolveDecisionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// decision_id is the decision to approve or reject.
+	DecisionId string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// verdict is the caller's verdict; VERDICT_TYPE_UNSPECIFIED is rejected.
+	Verdict VerdictType `protobuf:"varint,2,opt,name=verdict,proto3,enum=council.v1.VerdictType" json:"verdict,omitempty"`
+	// comment says why; it is required with VERDICT_TYPE_REJECT.
+	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	// request_id makes the call safe to retry: a retry returns the same answer. It is scoped to the
+	// caller and the decision; reusing it for a different verdict or comment fails FAILED_PRECONDITION.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveDecisionRequest) Reset() {
+	*x = ResolveDecisionRequest{}
+	mi := &file_council_v1_council_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveDecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveDecisionRequest) ProtoMessage() {}
+
+func (x *ResolveDecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveDecisionRequest.ProtoReflect.Descriptor instead.
+func (*ResolveDecisionRequest) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ResolveDecisionRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *ResolveDecisionRequest) GetVerdict() VerdictType {
+	if x != nil {
+		return x.Verdict
+	}
+	return VerdictType_VERDICT_TYPE_UNSPECIFIED
+}
+
+func (x *ResolveDecisionRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *ResolveDecisionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// ResolveDecisionResponse carries the decision after the verdict.
+type ResolveDecisionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// decision is the decision with the verdict counted (or as it was, when the caller had already given this verdict).
+	Decision      *Decision `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveDecisionResponse) Reset() {
+	*x = ResolveDecisionResponse{}
+	mi := &file_council_v1_council_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveDecisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveDecisionResponse) ProtoMessage() {}
+
+func (x *ResolveDecisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveDecisionResponse.ProtoReflect.Descriptor instead.
+func (*ResolveDecisionResponse) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ResolveDecisionResponse) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+// AwaitDecisionRequest names the decision to wait for.
+type AwaitDecisionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// decision_id is the decision to wait for.
+	DecisionId    string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitDecisionRequest) Reset() {
+	*x = AwaitDecisionRequest{}
+	mi := &file_council_v1_council_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitDecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitDecisionRequest) ProtoMessage() {}
+
+func (x *AwaitDecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitDecisionRequest.ProtoReflect.Descriptor instead.
+func (*AwaitDecisionRequest) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AwaitDecisionRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// AwaitDecisionResponse is one state of the awaited decision.
+type AwaitDecisionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// decision is the decision as it stands: first at once, then after each change; the last one has a final status.
+	Decision      *Decision `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitDecisionResponse) Reset() {
+	*x = AwaitDecisionResponse{}
+	mi := &file_council_v1_council_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitDecisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitDecisionResponse) ProtoMessage() {}
+
+func (x *AwaitDecisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitDecisionResponse.ProtoReflect.Descriptor instead.
+func (*AwaitDecisionResponse) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AwaitDecisionResponse) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
 
 // ListReviewersRequest asks for the reviewers; it has no fields.
 type ListReviewersRequest struct {
@@ -941,7 +1203,7 @@ type ListReviewersRequest struct {
 
 func (x *ListReviewersRequest) Reset() {
 	*x = ListReviewersRequest{}
-	mi := &file_council_v1_council_service_proto_msgTypes[14]
+	mi := &file_council_v1_council_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1215,7 @@ func (x *ListReviewersRequest) String() string {
 func (*ListReviewersRequest) ProtoMessage() {}
 
 func (x *ListReviewersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_council_v1_council_service_proto_msgTypes[14]
+	mi := &file_council_v1_council_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1228,7 @@ func (x *ListReviewersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewersRequest.ProtoReflect.Descriptor instead.
 func (*ListReviewersRequest) Descriptor() ([]byte, []int) {
-	return file_council_v1_council_service_proto_rawDescGZIP(), []int{14}
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{18}
 }
 
 // ListReviewersResponse lists the reviewers of the policy in force.
@@ -982,7 +1244,7 @@ type ListReviewersResponse struct {
 
 func (x *ListReviewersResponse) Reset() {
 	*x = ListReviewersResponse{}
-	mi := &file_council_v1_council_service_proto_msgTypes[15]
+	mi := &file_council_v1_council_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1256,7 @@ func (x *ListReviewersResponse) String() string {
 func (*ListReviewersResponse) ProtoMessage() {}
 
 func (x *ListReviewersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_council_v1_council_service_proto_msgTypes[15]
+	mi := &file_council_v1_council_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1269,7 @@ func (x *ListReviewersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewersResponse.ProtoReflect.Descriptor instead.
 func (*ListReviewersResponse) Descriptor() ([]byte, []int) {
-	return file_council_v1_council_service_proto_rawDescGZIP(), []int{15}
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListReviewersResponse) GetReviewers() []*ReviewerProfile {
@@ -1029,14 +1291,17 @@ var File_council_v1_council_service_proto protoreflect.FileDescriptor
 const file_council_v1_council_service_proto_rawDesc = "" +
 	"\n" +
 	" council/v1/council_service.proto\x12\n" +
-	"council.v1\x1a\x17council/v1/review.proto\"\x89\x01\n" +
+	"council.v1\x1a\x17council/v1/review.proto\"\xa9\x01\n" +
 	"\x17ReviewSuggestionRequest\x126\n" +
 	"\n" +
 	"suggestion\x18\x01 \x01(\v2\x16.council.v1.SuggestionR\n" +
 	"suggestion\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xc5\x01\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1e\n" +
+	"\n" +
+	"supersedes\x18\x04 \x01(\tR\n" +
+	"supersedes\"\xc5\x01\n" +
 	"\x18ReviewSuggestionResponse\x12&\n" +
 	"\x04vote\x18\x01 \x01(\v2\x10.council.v1.VoteH\x00R\x04vote\x122\n" +
 	"\bdecision\x18\x02 \x01(\v2\x14.council.v1.DecisionH\x00R\bdecision\x12\x1f\n" +
@@ -1047,13 +1312,15 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"\x12GetDecisionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
 	"\x13GetDecisionResponse\x120\n" +
-	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"\xb6\x01\n" +
+	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"\x8d\x02\n" +
 	"\x14ListDecisionsRequest\x12=\n" +
 	"\rdecision_type\x18\x01 \x01(\x0e2\x18.council.v1.DecisionTypeR\fdecisionType\x12#\n" +
 	"\rsuggestion_id\x18\x02 \x01(\tR\fsuggestionId\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"s\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x122\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1a.council.v1.DecisionStatusR\x06status\x12!\n" +
+	"\foldest_first\x18\x06 \x01(\bR\voldestFirst\"s\n" +
 	"\x15ListDecisionsResponse\x122\n" +
 	"\tdecisions\x18\x01 \x03(\v2\x14.council.v1.DecisionR\tdecisions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
@@ -1067,17 +1334,21 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\"I\n" +
 	"\x15RecordOutcomeResponse\x120\n" +
 	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"\x13\n" +
-	"\x11GetSummaryRequest\"\x94\x03\n" +
+	"\x11GetSummaryRequest\"\x9c\x04\n" +
 	"\x12GetSummaryResponse\x12'\n" +
 	"\x0ftotal_decisions\x18\x01 \x01(\x03R\x0etotalDecisions\x12C\n" +
 	"\aby_type\x18\x02 \x03(\v2*.council.v1.GetSummaryResponse.ByTypeEntryR\x06byType\x12H\n" +
 	"\boutcomes\x18\x03 \x03(\v2,.council.v1.GetSummaryResponse.OutcomesEntryR\boutcomes\x12#\n" +
 	"\rauto_approved\x18\x04 \x01(\x03R\fautoApproved\x12)\n" +
-	"\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x1a9\n" +
+	"\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x12I\n" +
+	"\tby_status\x18\x06 \x03(\v2,.council.v1.GetSummaryResponse.ByStatusEntryR\bbyStatus\x1a9\n" +
 	"\vByTypeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n" +
 	"\rOutcomesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a;\n" +
+	"\rByStatusEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"P\n" +
 	"\x12ListLessonsRequest\x12\x1b\n" +
@@ -1086,21 +1357,36 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"k\n" +
 	"\x13ListLessonsResponse\x12,\n" +
 	"\alessons\x18\x01 \x03(\v2\x12.council.v1.LessonR\alessons\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"{\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
 	"\x15WatchDecisionsRequest\x12=\n" +
 	"\rdecision_type\x18\x01 \x01(\x0e2\x18.council.v1.DecisionTypeR\fdecisionType\x12#\n" +
-	"\rinclude_votes\x18\x02 \x01(\bR\fincludeVotes\"\xc3\x01\n" +
+	"\rinclude_votes\x18\x02 \x01(\bR\fincludeVotes\x12'\n" +
+	"\x0finclude_updates\x18\x03 \x01(\bR\x0eincludeUpdates\"\xc3\x01\n" +
 	"\x16WatchDecisionsResponse\x12&\n" +
 	"\x04vote\x18\x01 \x01(\v2\x10.council.v1.VoteH\x00R\x04vote\x122\n" +
 	"\bdecision\x18\x02 \x01(\v2\x14.council.v1.DecisionH\x00R\bdecision\x12\x1f\n" +
 	"\vdecision_id\x18\x03 \x01(\tR\n" +
 	"decisionId\x12#\n" +
 	"\rsuggestion_id\x18\x04 \x01(\tR\fsuggestionIdB\a\n" +
-	"\x05event\"\x16\n" +
+	"\x05event\"\xa5\x01\n" +
+	"\x16ResolveDecisionRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x121\n" +
+	"\averdict\x18\x02 \x01(\x0e2\x17.council.v1.VerdictTypeR\averdict\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"K\n" +
+	"\x17ResolveDecisionResponse\x120\n" +
+	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"7\n" +
+	"\x14AwaitDecisionRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\"I\n" +
+	"\x15AwaitDecisionResponse\x120\n" +
+	"\bdecision\x18\x01 \x01(\v2\x14.council.v1.DecisionR\bdecision\"\x16\n" +
 	"\x14ListReviewersRequest\"y\n" +
 	"\x15ListReviewersResponse\x129\n" +
 	"\treviewers\x18\x01 \x03(\v2\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n" +
-	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xbb\x05\n" +
+	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xef\x06\n" +
 	"\x0eCouncilService\x12_\n" +
 	"\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n" +
 	"\vGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n" +
@@ -1110,7 +1396,9 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"GetSummary\x12\x1d.council.v1.GetSummaryRequest\x1a\x1e.council.v1.GetSummaryResponse\x12N\n" +
 	"\vListLessons\x12\x1e.council.v1.ListLessonsRequest\x1a\x1f.council.v1.ListLessonsResponse\x12Y\n" +
 	"\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n" +
-	"\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponseb\x06proto3"
+	"\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponse\x12Z\n" +
+	"\x0fResolveDecision\x12\".council.v1.ResolveDecisionRequest\x1a#.council.v1.ResolveDecisionResponse\x12V\n" +
+	"\rAwaitDecision\x12 .council.v1.AwaitDecisionRequest\x1a!.council.v1.AwaitDecisionResponse0\x01b\x06proto3"
 
 var (
 	file_council_v1_council_service_proto_rawDescOnce sync.Once
@@ -1124,7 +1412,7 @@ func file_council_v1_council_service_proto_rawDescGZIP() []byte {
 	return file_council_v1_council_service_proto_rawDescData
 }
 
-var file_council_v1_council_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_council_v1_council_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_council_v1_council_service_proto_goTypes = []any{
 	(*ReviewSuggestionRequest)(nil),  // 0: council.v1.ReviewSuggestionRequest
 	(*ReviewSuggestionResponse)(nil), // 1: council.v1.ReviewSuggestionResponse
@@ -1140,55 +1428,71 @@ var file_council_v1_council_service_proto_goTypes = []any{
 	(*ListLessonsResponse)(nil),      // 11: council.v1.ListLessonsResponse
 	(*WatchDecisionsRequest)(nil),    // 12: council.v1.WatchDecisionsRequest
 	(*WatchDecisionsResponse)(nil),   // 13: council.v1.WatchDecisionsResponse
-	(*ListReviewersRequest)(nil),     // 14: council.v1.ListReviewersRequest
-	(*ListReviewersResponse)(nil),    // 15: council.v1.ListReviewersResponse
-	nil,                              // 16: council.v1.GetSummaryResponse.ByTypeEntry
-	nil,                              // 17: council.v1.GetSummaryResponse.OutcomesEntry
-	(*Suggestion)(nil),               // 18: council.v1.Suggestion
-	(*Vote)(nil),                     // 19: council.v1.Vote
-	(*Decision)(nil),                 // 20: council.v1.Decision
-	(DecisionType)(0),                // 21: council.v1.DecisionType
-	(Outcome)(0),                     // 22: council.v1.Outcome
-	(*Lesson)(nil),                   // 23: council.v1.Lesson
-	(*ReviewerProfile)(nil),          // 24: council.v1.ReviewerProfile
+	(*ResolveDecisionRequest)(nil),   // 14: council.v1.ResolveDecisionRequest
+	(*ResolveDecisionResponse)(nil),  // 15: council.v1.ResolveDecisionResponse
+	(*AwaitDecisionRequest)(nil),     // 16: council.v1.AwaitDecisionRequest
+	(*AwaitDecisionResponse)(nil),    // 17: council.v1.AwaitDecisionResponse
+	(*ListReviewersRequest)(nil),     // 18: council.v1.ListReviewersRequest
+	(*ListReviewersResponse)(nil),    // 19: council.v1.ListReviewersResponse
+	nil,                              // 20: council.v1.GetSummaryResponse.ByTypeEntry
+	nil,                              // 21: council.v1.GetSummaryResponse.OutcomesEntry
+	nil,                              // 22: council.v1.GetSummaryResponse.ByStatusEntry
+	(*Suggestion)(nil),               // 23: council.v1.Suggestion
+	(*Vote)(nil),                     // 24: council.v1.Vote
+	(*Decision)(nil),                 // 25: council.v1.Decision
+	(DecisionType)(0),                // 26: council.v1.DecisionType
+	(DecisionStatus)(0),              // 27: council.v1.DecisionStatus
+	(Outcome)(0),                     // 28: council.v1.Outcome
+	(*Lesson)(nil),                   // 29: council.v1.Lesson
+	(VerdictType)(0),                 // 30: council.v1.VerdictType
+	(*ReviewerProfile)(nil),          // 31: council.v1.ReviewerProfile
 }
 var file_council_v1_council_service_proto_depIdxs = []int32{
-	18, // 0: council.v1.ReviewSuggestionRequest.suggestion:type_name -> council.v1.Suggestion
-	19, // 1: council.v1.ReviewSuggestionResponse.vote:type_name -> council.v1.Vote
-	20, // 2: council.v1.ReviewSuggestionResponse.decision:type_name -> council.v1.Decision
-	20, // 3: council.v1.GetDecisionResponse.decision:type_name -> council.v1.Decision
-	21, // 4: council.v1.ListDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
-	20, // 5: council.v1.ListDecisionsResponse.decisions:type_name -> council.v1.Decision
-	22, // 6: council.v1.RecordOutcomeRequest.outcome:type_name -> council.v1.Outcome
-	20, // 7: council.v1.RecordOutcomeResponse.decision:type_name -> council.v1.Decision
-	16, // 8: council.v1.GetSummaryResponse.by_type:type_name -> council.v1.GetSummaryResponse.ByTypeEntry
-	17, // 9: council.v1.GetSummaryResponse.outcomes:type_name -> council.v1.GetSummaryResponse.OutcomesEntry
-	23, // 10: council.v1.ListLessonsResponse.lessons:type_name -> council.v1.Lesson
-	21, // 11: council.v1.WatchDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
-	19, // 12: council.v1.WatchDecisionsResponse.vote:type_name -> council.v1.Vote
-	20, // 13: council.v1.WatchDecisionsResponse.decision:type_name -> council.v1.Decision
-	24, // 14: council.v1.ListReviewersResponse.reviewers:type_name -> council.v1.ReviewerProfile
-	0,  // 15: council.v1.CouncilService.ReviewSuggestion:input_type -> council.v1.ReviewSuggestionRequest
-	2,  // 16: council.v1.CouncilService.GetDecision:input_type -> council.v1.GetDecisionRequest
-	4,  // 17: council.v1.CouncilService.ListDecisions:input_type -> council.v1.ListDecisionsRequest
-	6,  // 18: council.v1.CouncilService.RecordOutcome:input_type -> council.v1.RecordOutcomeRequest
-	8,  // 19: council.v1.CouncilService.GetSummary:input_type -> council.v1.GetSummaryRequest
-	10, // 20: council.v1.CouncilService.ListLessons:input_type -> council.v1.ListLessonsRequest
-	12, // 21: council.v1.CouncilService.WatchDecisions:input_type -> council.v1.WatchDecisionsRequest
-	14, // 22: council.v1.CouncilService.ListReviewers:input_type -> council.v1.ListReviewersRequest
-	1,  // 23: council.v1.CouncilService.ReviewSuggestion:output_type -> council.v1.ReviewSuggestionResponse
-	3,  // 24: council.v1.CouncilService.GetDecision:output_type -> council.v1.GetDecisionResponse
-	5,  // 25: council.v1.CouncilService.ListDecisions:output_type -> council.v1.ListDecisionsResponse
-	7,  // 26: council.v1.CouncilService.RecordOutcome:output_type -> council.v1.RecordOutcomeResponse
-	9,  // 27: council.v1.CouncilService.GetSummary:output_type -> council.v1.GetSummaryResponse
-	11, // 28: council.v1.CouncilService.ListLessons:output_type -> council.v1.ListLessonsResponse
-	13, // 29: council.v1.CouncilService.WatchDecisions:output_type -> council.v1.WatchDecisionsResponse
-	15, // 30: council.v1.CouncilService.ListReviewers:output_type -> council.v1.ListReviewersResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	23, // 0: council.v1.ReviewSuggestionRequest.suggestion:type_name -> council.v1.Suggestion
+	24, // 1: council.v1.ReviewSuggestionResponse.vote:type_name -> council.v1.Vote
+	25, // 2: council.v1.ReviewSuggestionResponse.decision:type_name -> council.v1.Decision
+	25, // 3: council.v1.GetDecisionResponse.decision:type_name -> council.v1.Decision
+	26, // 4: council.v1.ListDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
+	27, // 5: council.v1.ListDecisionsRequest.status:type_name -> council.v1.DecisionStatus
+	25, // 6: council.v1.ListDecisionsResponse.decisions:type_name -> council.v1.Decision
+	28, // 7: council.v1.RecordOutcomeRequest.outcome:type_name -> council.v1.Outcome
+	25, // 8: council.v1.RecordOutcomeResponse.decision:type_name -> council.v1.Decision
+	20, // 9: council.v1.GetSummaryResponse.by_type:type_name -> council.v1.GetSummaryResponse.ByTypeEntry
+	21, // 10: council.v1.GetSummaryResponse.outcomes:type_name -> council.v1.GetSummaryResponse.OutcomesEntry
+	22, // 11: council.v1.GetSummaryResponse.by_status:type_name -> council.v1.GetSummaryResponse.ByStatusEntry
+	29, // 12: council.v1.ListLessonsResponse.lessons:type_name -> council.v1.Lesson
+	26, // 13: council.v1.WatchDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
+	24, // 14: council.v1.WatchDecisionsResponse.vote:type_name -> council.v1.Vote
+	25, // 15: council.v1.WatchDecisionsResponse.decision:type_name -> council.v1.Decision
+	30, // 16: council.v1.ResolveDecisionRequest.verdict:type_name -> council.v1.VerdictType
+	25, // 17: council.v1.ResolveDecisionResponse.decision:type_name -> council.v1.Decision
+	25, // 18: council.v1.AwaitDecisionResponse.decision:type_name -> council.v1.Decision
+	31, // 19: council.v1.ListReviewersResponse.reviewers:type_name -> council.v1.ReviewerProfile
+	0,  // 20: council.v1.CouncilService.ReviewSuggestion:input_type -> council.v1.ReviewSuggestionRequest
+	2,  // 21: council.v1.CouncilService.GetDecision:input_type -> council.v1.GetDecisionRequest
+	4,  // 22: council.v1.CouncilService.ListDecisions:input_type -> council.v1.ListDecisionsRequest
+	6,  // 23: council.v1.CouncilService.RecordOutcome:input_type -> council.v1.RecordOutcomeRequest
+	8,  // 24: council.v1.CouncilService.GetSummary:input_type -> council.v1.GetSummaryRequest
+	10, // 25: council.v1.CouncilService.ListLessons:input_type -> council.v1.ListLessonsRequest
+	12, // 26: council.v1.CouncilService.WatchDecisions:input_type -> council.v1.WatchDecisionsRequest
+	18, // 27: council.v1.CouncilService.ListReviewers:input_type -> council.v1.ListReviewersRequest
+	14, // 28: council.v1.CouncilService.ResolveDecision:input_type -> council.v1.ResolveDecisionRequest
+	16, // 29: council.v1.CouncilService.AwaitDecision:input_type -> council.v1.AwaitDecisionRequest
+	1,  // 30: council.v1.CouncilService.ReviewSuggestion:output_type -> council.v1.ReviewSuggestionResponse
+	3,  // 31: council.v1.CouncilService.GetDecision:output_type -> council.v1.GetDecisionResponse
+	5,  // 32: council.v1.CouncilService.ListDecisions:output_type -> council.v1.ListDecisionsResponse
+	7,  // 33: council.v1.CouncilService.RecordOutcome:output_type -> council.v1.RecordOutcomeResponse
+	9,  // 34: council.v1.CouncilService.GetSummary:output_type -> council.v1.GetSummaryResponse
+	11, // 35: council.v1.CouncilService.ListLessons:output_type -> council.v1.ListLessonsResponse
+	13, // 36: council.v1.CouncilService.WatchDecisions:output_type -> council.v1.WatchDecisionsResponse
+	19, // 37: council.v1.CouncilService.ListReviewers:output_type -> council.v1.ListReviewersResponse
+	15, // 38: council.v1.CouncilService.ResolveDecision:output_type -> council.v1.ResolveDecisionResponse
+	17, // 39: council.v1.CouncilService.AwaitDecision:output_type -> council.v1.AwaitDecisionResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_council_v1_council_service_proto_init() }
@@ -1211,7 +1515,7 @@ func file_council_v1_council_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_council_v1_council_service_proto_rawDesc), len(file_council_v1_council_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ const (
 	CouncilService_ListLessons_FullMethodName      = "/council.v1.CouncilService/ListLessons"
 	CouncilService_WatchDecisions_FullMethodName   = "/council.v1.CouncilService/WatchDecisions"
 	CouncilService_ListReviewers_FullMethodName    = "/council.v1.CouncilService/ListReviewers"
+	CouncilService_ResolveDecision_FullMethodName  = "/council.v1.CouncilService/ResolveDecision"
+	CouncilService_AwaitDecision_FullMethodName    = "/council.v1.CouncilService/AwaitDecision"
 )
 
 // CouncilServiceClient is the client API for CouncilService service.
@@ -44,7 +46,8 @@ type CouncilServiceClient interface {
 	// ListDecisions pages through stored decisions, newest first, optionally filtered.
 	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
 	// RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-	// agent may record outcomes only on decisions it submitted; an operator on any.
+	// agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+	// decision takes an outcome (any other status: FAILED_PRECONDITION).
 	RecordOutcome(ctx context.Context, in *RecordOutcomeRequest, opts ...grpc.CallOption) (*RecordOutcomeResponse, error)
 	// GetSummary returns exact counts over every stored decision and lesson.
 	GetSummary(ctx context.Context, in *GetSummaryRequest, opts ...grpc.CallOption) (*GetSummaryResponse, error)
@@ -54,6 +57,14 @@ type CouncilServiceClient interface {
 	WatchDecisions(ctx context.Context, in *WatchDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDecisionsResponse], error)
 	// ListReviewers returns the reviewers of the policy in force.
 	ListReviewers(ctx context.Context, in *ListReviewersRequest, opts ...grpc.CallOption) (*ListReviewersResponse, error)
+	// ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+	// approvals from approvals_required distinct principals approve it. The submitter may not give a
+	// verdict on its own decision; a decision that is not pending takes none.
+	ResolveDecision(ctx context.Context, in *ResolveDecisionRequest, opts ...grpc.CallOption) (*ResolveDecisionResponse, error)
+	// AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+	// (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+	// expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+	AwaitDecision(ctx context.Context, in *AwaitDecisionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AwaitDecisionResponse], error)
 }
 
 type councilServiceClient struct {
@@ -162,6 +173,35 @@ func (c *councilServiceClient) ListReviewers(ctx context.Context, in *ListReview
 	return out, nil
 }
 
+func (c *councilServiceClient) ResolveDecision(ctx context.Context, in *ResolveDecisionRequest, opts ...grpc.CallOption) (*ResolveDecisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveDecisionResponse)
+	err := c.cc.Invoke(ctx, CouncilService_ResolveDecision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *councilServiceClient) AwaitDecision(ctx context.Context, in *AwaitDecisionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AwaitDecisionResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CouncilService_ServiceDesc.Streams[2], CouncilService_AwaitDecision_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AwaitDecisionRequest, AwaitDecisionResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CouncilService_AwaitDecisionClient = grpc.ServerStreamingClient[AwaitDecisionResponse]
+
 // CouncilServiceServer is the server API for CouncilService service.
 // All implementations must embed UnimplementedCouncilServiceServer
 // for forward compatibility.
@@ -177,7 +217,8 @@ type CouncilServiceServer interface {
 	// ListDecisions pages through stored decisions, newest first, optionally filtered.
 	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
 	// RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-	// agent may record outcomes only on decisions it submitted; an operator on any.
+	// agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+	// decision takes an outcome (any other status: FAILED_PRECONDITION).
 	RecordOutcome(context.Context, *RecordOutcomeRequest) (*RecordOutcomeResponse, error)
 	// GetSummary returns exact counts over every stored decision and lesson.
 	GetSummary(context.Context, *GetSummaryRequest) (*GetSummaryResponse, error)
@@ -187,6 +228,14 @@ type CouncilServiceServer interface {
 	WatchDecisions(*WatchDecisionsRequest, grpc.ServerStreamingServer[WatchDecisionsResponse]) error
 	// ListReviewers returns the reviewers of the policy in force.
 	ListReviewers(context.Context, *ListReviewersRequest) (*ListReviewersResponse, error)
+	// ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+	// approvals from approvals_required distinct principals approve it. The submitter may not give a
+	// verdict on its own decision; a decision that is not pending takes none.
+	ResolveDecision(context.Context, *ResolveDecisionRequest) (*ResolveDecisionResponse, error)
+	// AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+	// (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+	// expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+	AwaitDecision(*AwaitDecisionRequest, grpc.ServerStreamingServer[AwaitDecisionResponse]) error
 	mustEmbedUnimplementedCouncilServiceServer()
 }
 
@@ -220,6 +269,12 @@ func (UnimplementedCouncilServiceServer) WatchDecisions(*WatchDecisionsRequest, 
 }
 func (UnimplementedCouncilServiceServer) ListReviewers(context.Context, *ListReviewersRequest) (*ListReviewersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListReviewers not implemented")
+}
+func (UnimplementedCouncilServiceServer) ResolveDecision(context.Context, *ResolveDecisionRequest) (*ResolveDecisionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveDecision not implemented")
+}
+func (UnimplementedCouncilServiceServer) AwaitDecision(*AwaitDecisionRequest, grpc.ServerStreamingServer[AwaitDecisionResponse]) error {
+	return status.Error(codes.Unimplemented, "method AwaitDecision not implemented")
 }
 func (UnimplementedCouncilServiceServer) mustEmbedUnimplementedCouncilServiceServer() {}
 func (UnimplementedCouncilServiceServer) testEmbeddedByValue()                        {}
@@ -372,6 +427,35 @@ func _CouncilService_ListReviewers_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CouncilService_ResolveDecision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveDecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CouncilServiceServer).ResolveDecision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CouncilService_ResolveDecision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CouncilServiceServer).ResolveDecision(ctx, req.(*ResolveDecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CouncilService_AwaitDecision_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AwaitDecisionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CouncilServiceServer).AwaitDecision(m, &grpc.GenericServerStream[AwaitDecisionRequest, AwaitDecisionResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CouncilService_AwaitDecisionServer = grpc.ServerStreamingServer[AwaitDecisionResponse]
+
 // CouncilService_ServiceDesc is the grpc.ServiceDesc for CouncilService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -403,6 +487,10 @@ var CouncilService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListReviewers",
 			Handler:    _CouncilService_ListReviewers_Handler,
 		},
+		{
+			MethodName: "ResolveDecision",
+			Handler:    _CouncilService_ResolveDecision_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -413,6 +501,11 @@ var CouncilService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchDecisions",
 			Handler:       _CouncilService_WatchDecisions_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "AwaitDecision",
+			Handler:       _CouncilService_AwaitDecision_Handler,
 			ServerStreams: true,
 		},
 	},

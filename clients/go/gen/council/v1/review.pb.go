@@ -461,6 +461,124 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_council_v1_review_proto_rawDescGZIP(), []int{6}
 }
 
+// DecisionStatus is where a decision stands with people, beside its immutable council decision.
+type DecisionStatus int32
+
+const (
+	// DECISION_STATUS_UNSPECIFIED is never a decision's status; as a filter it means "every status".
+	DecisionStatus_DECISION_STATUS_UNSPECIFIED DecisionStatus = 0
+	// DECISION_STATUS_PENDING means the decision waits for verdicts until expires_at.
+	DecisionStatus_DECISION_STATUS_PENDING DecisionStatus = 1
+	// DECISION_STATUS_APPROVED means the change may be carried out: auto-approved, or approved by enough people.
+	DecisionStatus_DECISION_STATUS_APPROVED DecisionStatus = 2
+	// DECISION_STATUS_REJECTED means the change must not be carried out: rejected by the council or by a person.
+	DecisionStatus_DECISION_STATUS_REJECTED DecisionStatus = 3
+	// DECISION_STATUS_EXPIRED means nobody gave enough verdicts before expires_at; the change must not be carried out.
+	DecisionStatus_DECISION_STATUS_EXPIRED DecisionStatus = 4
+	// DECISION_STATUS_SUPERSEDED means a later review by the same submitter followed this one up (see superseded_by).
+	DecisionStatus_DECISION_STATUS_SUPERSEDED DecisionStatus = 5
+)
+
+// Enum value maps for DecisionStatus.
+var (
+	DecisionStatus_name = map[int32]string{
+		0: "DECISION_STATUS_UNSPECIFIED",
+		1: "DECISION_STATUS_PENDING",
+		2: "DECISION_STATUS_APPROVED",
+		3: "DECISION_STATUS_REJECTED",
+		4: "DECISION_STATUS_EXPIRED",
+		5: "DECISION_STATUS_SUPERSEDED",
+	}
+	DecisionStatus_value = map[string]int32{
+		"DECISION_STATUS_UNSPECIFIED": 0,
+		"DECISION_STATUS_PENDING":     1,
+		"DECISION_STATUS_APPROVED":    2,
+		"DECISION_STATUS_REJECTED":    3,
+		"DECISION_STATUS_EXPIRED":     4,
+		"DECISION_STATUS_SUPERSEDED":  5,
+	}
+)
+
+func (x DecisionStatus) Enum() *DecisionStatus {
+	p := new(DecisionStatus)
+	*p = x
+	return p
+}
+
+func (x DecisionStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DecisionStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_council_v1_review_proto_enumTypes[7].Descriptor()
+}
+
+func (DecisionStatus) Type() protoreflect.EnumType {
+	return &file_council_v1_review_proto_enumTypes[7]
+}
+
+func (x DecisionStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DecisionStatus.Descriptor instead.
+func (DecisionStatus) EnumDescriptor() ([]byte, []int) {
+	return file_council_v1_review_proto_rawDescGZIP(), []int{7}
+}
+
+// VerdictType is what a person says of a pending decision.
+type VerdictType int32
+
+const (
+	// VERDICT_TYPE_UNSPECIFIED is not a verdict; requests carrying it are rejected.
+	VerdictType_VERDICT_TYPE_UNSPECIFIED VerdictType = 0
+	// VERDICT_TYPE_APPROVE counts towards the approvals the decision requires.
+	VerdictType_VERDICT_TYPE_APPROVE VerdictType = 1
+	// VERDICT_TYPE_REJECT rejects the decision at once; it needs a comment.
+	VerdictType_VERDICT_TYPE_REJECT VerdictType = 2
+)
+
+// Enum value maps for VerdictType.
+var (
+	VerdictType_name = map[int32]string{
+		0: "VERDICT_TYPE_UNSPECIFIED",
+		1: "VERDICT_TYPE_APPROVE",
+		2: "VERDICT_TYPE_REJECT",
+	}
+	VerdictType_value = map[string]int32{
+		"VERDICT_TYPE_UNSPECIFIED": 0,
+		"VERDICT_TYPE_APPROVE":     1,
+		"VERDICT_TYPE_REJECT":      2,
+	}
+)
+
+func (x VerdictType) Enum() *VerdictType {
+	p := new(VerdictType)
+	*p = x
+	return p
+}
+
+func (x VerdictType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VerdictType) Descriptor() protoreflect.EnumDescriptor {
+	return file_council_v1_review_proto_enumTypes[8].Descriptor()
+}
+
+func (VerdictType) Type() protoreflect.EnumType {
+	return &file_council_v1_review_proto_enumTypes[8]
+}
+
+func (x VerdictType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VerdictType.Descriptor instead.
+func (VerdictType) EnumDescriptor() ([]byte, []int) {
+	return file_council_v1_review_proto_rawDescGZIP(), []int{8}
+}
+
 // Suggestion is a proposed change that an agent submits for review.
 type Suggestion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -697,6 +815,79 @@ func (x *Vote) GetVeto() string {
 	return ""
 }
 
+// Verdict is one person's approval or rejection of a pending decision.
+type Verdict struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// by is the principal that gave the verdict.
+	By string `protobuf:"bytes,1,opt,name=by,proto3" json:"by,omitempty"`
+	// verdict is what the principal said.
+	Verdict VerdictType `protobuf:"varint,2,opt,name=verdict,proto3,enum=council.v1.VerdictType" json:"verdict,omitempty"`
+	// comment says why; a rejection always has one.
+	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	// given_at is when the verdict was given.
+	GivenAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=given_at,json=givenAt,proto3" json:"given_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verdict) Reset() {
+	*x = Verdict{}
+	mi := &file_council_v1_review_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verdict) ProtoMessage() {}
+
+func (x *Verdict) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_review_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
+func (*Verdict) Descriptor() ([]byte, []int) {
+	return file_council_v1_review_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Verdict) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Verdict) GetVerdict() VerdictType {
+	if x != nil {
+		return x.Verdict
+	}
+	return VerdictType_VERDICT_TYPE_UNSPECIFIED
+}
+
+func (x *Verdict) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Verdict) GetGivenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GivenAt
+	}
+	return nil
+}
+
 // Decision is the council's verdict on one review of a suggestion, with the votes behind it.
 type Decision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -740,13 +931,30 @@ type Decision struct {
 	// outcome_recorded_by is the principal that recorded the last outcome, or empty while no outcome
 	// is recorded; "anonymous" for outcomes recorded before Council knew principals.
 	OutcomeRecordedBy string `protobuf:"bytes,18,opt,name=outcome_recorded_by,json=outcomeRecordedBy,proto3" json:"outcome_recorded_by,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// status is where the decision stands with people: approved for DECISION_TYPE_AUTO_APPROVE,
+	// rejected for DECISION_TYPE_REJECT, and pending for the other types until verdicts, expiry or a
+	// follow-up review settle it. A pending decision whose expires_at has passed reads expired.
+	Status DecisionStatus `protobuf:"varint,19,opt,name=status,proto3,enum=council.v1.DecisionStatus" json:"status,omitempty"`
+	// verdicts are the verdicts people gave, in the order they were counted.
+	Verdicts []*Verdict `protobuf:"bytes,20,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	// approvals_required is how many distinct principals must approve a pending decision (from the
+	// policy's verdicts section); 0 for a decision that was final when it was made.
+	ApprovalsRequired int32 `protobuf:"varint,21,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	// expires_at is when a pending decision expires (from the policy's verdicts section); it stays set
+	// after the decision leaves pending, and is unset for decisions that were never pending or that
+	// were stored before decisions had a status.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// supersedes is the pending decision this review follows up (ReviewSuggestionRequest.supersedes), or empty.
+	Supersedes string `protobuf:"bytes,23,opt,name=supersedes,proto3" json:"supersedes,omitempty"`
+	// superseded_by is the decision that superseded this one when its status is superseded, else empty.
+	SupersededBy  string `protobuf:"bytes,24,opt,name=superseded_by,json=supersededBy,proto3" json:"superseded_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_council_v1_review_proto_msgTypes[2]
+	mi := &file_council_v1_review_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +966,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_council_v1_review_proto_msgTypes[2]
+	mi := &file_council_v1_review_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +979,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{2}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Decision) GetId() string {
@@ -900,6 +1108,48 @@ func (x *Decision) GetOutcomeRecordedBy() string {
 	return ""
 }
 
+func (x *Decision) GetStatus() DecisionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DecisionStatus_DECISION_STATUS_UNSPECIFIED
+}
+
+func (x *Decision) GetVerdicts() []*Verdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
+func (x *Decision) GetApprovalsRequired() int32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
+}
+
+func (x *Decision) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Decision) GetSupersedes() string {
+	if x != nil {
+		return x.Supersedes
+	}
+	return ""
+}
+
+func (x *Decision) GetSupersededBy() string {
+	if x != nil {
+		return x.SupersededBy
+	}
+	return ""
+}
+
 // ReviewerProfile describes one council reviewer and what it looks for.
 type ReviewerProfile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -919,7 +1169,7 @@ type ReviewerProfile struct {
 
 func (x *ReviewerProfile) Reset() {
 	*x = ReviewerProfile{}
-	mi := &file_council_v1_review_proto_msgTypes[3]
+	mi := &file_council_v1_review_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1181,7 @@ func (x *ReviewerProfile) String() string {
 func (*ReviewerProfile) ProtoMessage() {}
 
 func (x *ReviewerProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_council_v1_review_proto_msgTypes[3]
+	mi := &file_council_v1_review_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1194,7 @@ func (x *ReviewerProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewerProfile.ProtoReflect.Descriptor instead.
 func (*ReviewerProfile) Descriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{3}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReviewerProfile) GetRole() ReviewerRole {
@@ -1004,7 +1254,7 @@ type Lesson struct {
 
 func (x *Lesson) Reset() {
 	*x = Lesson{}
-	mi := &file_council_v1_review_proto_msgTypes[4]
+	mi := &file_council_v1_review_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1266,7 @@ func (x *Lesson) String() string {
 func (*Lesson) ProtoMessage() {}
 
 func (x *Lesson) ProtoReflect() protoreflect.Message {
-	mi := &file_council_v1_review_proto_msgTypes[4]
+	mi := &file_council_v1_review_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1279,7 @@ func (x *Lesson) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lesson.ProtoReflect.Descriptor instead.
 func (*Lesson) Descriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{4}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Lesson) GetDecisionId() string {
@@ -1105,7 +1355,12 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"confidence\x18\x06 \x01(\x01R\n" +
 	"confidence\x123\n" +
 	"\acast_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06castAt\x12\x12\n" +
-	"\x04veto\x18\b \x01(\tR\x04veto\"\x9a\x06\n" +
+	"\x04veto\x18\b \x01(\tR\x04veto\"\x9d\x01\n" +
+	"\aVerdict\x12\x0e\n" +
+	"\x02by\x18\x01 \x01(\tR\x02by\x121\n" +
+	"\averdict\x18\x02 \x01(\x0e2\x17.council.v1.VerdictTypeR\averdict\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x125\n" +
+	"\bgiven_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\agivenAt\"\xae\b\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rsuggestion_id\x18\x02 \x01(\tR\fsuggestionId\x124\n" +
@@ -1131,7 +1386,16 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x10 \x01(\tR\trequestId\x12!\n" +
 	"\fsubmitted_by\x18\x11 \x01(\tR\vsubmittedBy\x12.\n" +
-	"\x13outcome_recorded_by\x18\x12 \x01(\tR\x11outcomeRecordedBy\"\xdf\x01\n" +
+	"\x13outcome_recorded_by\x18\x12 \x01(\tR\x11outcomeRecordedBy\x122\n" +
+	"\x06status\x18\x13 \x01(\x0e2\x1a.council.v1.DecisionStatusR\x06status\x12/\n" +
+	"\bverdicts\x18\x14 \x03(\v2\x13.council.v1.VerdictR\bverdicts\x12-\n" +
+	"\x12approvals_required\x18\x15 \x01(\x05R\x11approvalsRequired\x129\n" +
+	"\n" +
+	"expires_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1e\n" +
+	"\n" +
+	"supersedes\x18\x17 \x01(\tR\n" +
+	"supersedes\x12#\n" +
+	"\rsuperseded_by\x18\x18 \x01(\tR\fsupersededBy\"\xdf\x01\n" +
 	"\x0fReviewerProfile\x12,\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\x04role\x12'\n" +
 	"\x0fexpertise_areas\x18\x02 \x03(\tR\x0eexpertiseAreas\x12%\n" +
@@ -1192,7 +1456,18 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_FAILURE\x10\x02\x12\x13\n" +
-	"\x0fOUTCOME_PARTIAL\x10\x03b\x06proto3"
+	"\x0fOUTCOME_PARTIAL\x10\x03*\xc7\x01\n" +
+	"\x0eDecisionStatus\x12\x1f\n" +
+	"\x1bDECISION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DECISION_STATUS_PENDING\x10\x01\x12\x1c\n" +
+	"\x18DECISION_STATUS_APPROVED\x10\x02\x12\x1c\n" +
+	"\x18DECISION_STATUS_REJECTED\x10\x03\x12\x1b\n" +
+	"\x17DECISION_STATUS_EXPIRED\x10\x04\x12\x1e\n" +
+	"\x1aDECISION_STATUS_SUPERSEDED\x10\x05*^\n" +
+	"\vVerdictType\x12\x1c\n" +
+	"\x18VERDICT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14VERDICT_TYPE_APPROVE\x10\x01\x12\x17\n" +
+	"\x13VERDICT_TYPE_REJECT\x10\x02b\x06proto3"
 
 var (
 	file_council_v1_review_proto_rawDescOnce sync.Once
@@ -1206,8 +1481,8 @@ func file_council_v1_review_proto_rawDescGZIP() []byte {
 	return file_council_v1_review_proto_rawDescData
 }
 
-var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_council_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_council_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_council_v1_review_proto_goTypes = []any{
 	(RiskLevel)(0),                // 0: council.v1.RiskLevel
 	(ImpactLevel)(0),              // 1: council.v1.ImpactLevel
@@ -1216,12 +1491,15 @@ var file_council_v1_review_proto_goTypes = []any{
 	(VoteType)(0),                 // 4: council.v1.VoteType
 	(DecisionType)(0),             // 5: council.v1.DecisionType
 	(Outcome)(0),                  // 6: council.v1.Outcome
-	(*Suggestion)(nil),            // 7: council.v1.Suggestion
-	(*Vote)(nil),                  // 8: council.v1.Vote
-	(*Decision)(nil),              // 9: council.v1.Decision
-	(*ReviewerProfile)(nil),       // 10: council.v1.ReviewerProfile
-	(*Lesson)(nil),                // 11: council.v1.Lesson
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(DecisionStatus)(0),           // 7: council.v1.DecisionStatus
+	(VerdictType)(0),              // 8: council.v1.VerdictType
+	(*Suggestion)(nil),            // 9: council.v1.Suggestion
+	(*Vote)(nil),                  // 10: council.v1.Vote
+	(*Verdict)(nil),               // 11: council.v1.Verdict
+	(*Decision)(nil),              // 12: council.v1.Decision
+	(*ReviewerProfile)(nil),       // 13: council.v1.ReviewerProfile
+	(*Lesson)(nil),                // 14: council.v1.Lesson
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_council_v1_review_proto_depIdxs = []int32{
 	0,  // 0: council.v1.Suggestion.risk:type_name -> council.v1.RiskLevel
@@ -1229,21 +1507,26 @@ var file_council_v1_review_proto_depIdxs = []int32{
 	2,  // 2: council.v1.Suggestion.estimated_effort:type_name -> council.v1.Effort
 	3,  // 3: council.v1.Vote.reviewer_role:type_name -> council.v1.ReviewerRole
 	4,  // 4: council.v1.Vote.vote:type_name -> council.v1.VoteType
-	12, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: council.v1.Decision.decision:type_name -> council.v1.DecisionType
-	8,  // 7: council.v1.Decision.votes:type_name -> council.v1.Vote
-	12, // 8: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	12, // 9: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: council.v1.Decision.outcome:type_name -> council.v1.Outcome
-	7,  // 11: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
-	3,  // 12: council.v1.ReviewerProfile.role:type_name -> council.v1.ReviewerRole
-	6,  // 13: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
-	12, // 14: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
+	8,  // 6: council.v1.Verdict.verdict:type_name -> council.v1.VerdictType
+	15, // 7: council.v1.Verdict.given_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: council.v1.Decision.decision:type_name -> council.v1.DecisionType
+	10, // 9: council.v1.Decision.votes:type_name -> council.v1.Vote
+	15, // 10: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	15, // 11: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
+	6,  // 12: council.v1.Decision.outcome:type_name -> council.v1.Outcome
+	9,  // 13: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
+	7,  // 14: council.v1.Decision.status:type_name -> council.v1.DecisionStatus
+	11, // 15: council.v1.Decision.verdicts:type_name -> council.v1.Verdict
+	15, // 16: council.v1.Decision.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 17: council.v1.ReviewerProfile.role:type_name -> council.v1.ReviewerRole
+	6,  // 18: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
+	15, // 19: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_council_v1_review_proto_init() }
@@ -1256,8 +1539,8 @@ func file_council_v1_review_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_council_v1_review_proto_rawDesc), len(file_council_v1_review_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   5,
+			NumEnums:      9,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -28,6 +28,7 @@ class ReviewSuggestionRequest(_message.Message):
     SUGGESTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    SUPERSEDES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """request_id makes the review idempotent: a repeat with the same id and an equal suggestion
     replays the stored review; empty means every call is a new review. It is scoped to the caller:
@@ -35,6 +36,11 @@ class ReviewSuggestionRequest(_message.Message):
     """
     dry_run: _builtins.bool
     """dry_run streams the same votes and decision but stores nothing; request_id is ignored."""
+    supersedes: _builtins.str
+    """supersedes names a pending decision of the same submitter that this review follows up (for
+    example a deferred change resubmitted with more information): once this review is stored, that
+    decision becomes superseded. Anything else named here fails FAILED_PRECONDITION. Empty: none.
+    """
     @_builtins.property
     def suggestion(self) -> _review_pb2.Suggestion:
         """suggestion is the change to review; it is required."""
@@ -45,10 +51,11 @@ class ReviewSuggestionRequest(_message.Message):
         suggestion: _review_pb2.Suggestion | None = ...,
         request_id: _builtins.str = ...,
         dry_run: _builtins.bool = ...,
+        supersedes: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["suggestion", b"suggestion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "request_id", b"request_id", "suggestion", b"suggestion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "request_id", b"request_id", "suggestion", b"suggestion", "supersedes", b"supersedes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -150,6 +157,8 @@ class ListDecisionsRequest(_message.Message):
     SUGGESTION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OLDEST_FIRST_FIELD_NUMBER: _builtins.int
     decision_type: _review_pb2.DecisionType.ValueType
     """decision_type keeps only decisions of this type; DECISION_TYPE_UNSPECIFIED keeps all."""
     suggestion_id: _builtins.str
@@ -158,6 +167,12 @@ class ListDecisionsRequest(_message.Message):
     """page_size is the most decisions to return: 0 means 50, and at most 500 are returned."""
     page_token: _builtins.str
     """page_token is the next_page_token of the previous page, or empty for the first page."""
+    status: _review_pb2.DecisionStatus.ValueType
+    """status keeps only decisions in this status now; DECISION_STATUS_UNSPECIFIED keeps all."""
+    oldest_first: _builtins.bool
+    """oldest_first pages oldest first instead of newest first (the approvers' queue is status
+    pending, oldest first). A page token is valid only with the same filters and direction.
+    """
     def __init__(
         self,
         *,
@@ -165,10 +180,12 @@ class ListDecisionsRequest(_message.Message):
         suggestion_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        status: _review_pb2.DecisionStatus.ValueType = ...,
+        oldest_first: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_type", b"decision_type", "page_size", b"page_size", "page_token", b"page_token", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_type", b"decision_type", "oldest_first", b"oldest_first", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "suggestion_id", b"suggestion_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -186,7 +203,7 @@ class ListDecisionsResponse(_message.Message):
     """next_page_token fetches the next page; it is empty on the last page."""
     @_builtins.property
     def decisions(self) -> _containers.RepeatedCompositeFieldContainer[_review_pb2.Decision]:
-        """decisions are newest first."""
+        """decisions are newest first, or oldest first when the request asked for it."""
 
     def __init__(
         self,
@@ -331,11 +348,32 @@ class GetSummaryResponse(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ByStatusEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TOTAL_DECISIONS_FIELD_NUMBER: _builtins.int
     BY_TYPE_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
     AUTO_APPROVED_FIELD_NUMBER: _builtins.int
     LEARNING_ENTRIES_FIELD_NUMBER: _builtins.int
+    BY_STATUS_FIELD_NUMBER: _builtins.int
     total_decisions: _builtins.int
     """total_decisions is the number of stored decisions."""
     auto_approved: _builtins.int
@@ -350,6 +388,12 @@ class GetSummaryResponse(_message.Message):
     def outcomes(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """outcomes counts decisions by current outcome, keyed "success", "failure", "partial" and "pending"."""
 
+    @_builtins.property
+    def by_status(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """by_status counts decisions by current status, keyed "pending", "approved", "rejected",
+        "expired" and "superseded".
+        """
+
     def __init__(
         self,
         *,
@@ -358,10 +402,11 @@ class GetSummaryResponse(_message.Message):
         outcomes: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         auto_approved: _builtins.int = ...,
         learning_entries: _builtins.int = ...,
+        by_status: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_approved", b"auto_approved", "by_type", b"by_type", "learning_entries", b"learning_entries", "outcomes", b"outcomes", "total_decisions", b"total_decisions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_approved", b"auto_approved", "by_status", b"by_status", "by_type", b"by_type", "learning_entries", b"learning_entries", "outcomes", b"outcomes", "total_decisions", b"total_decisions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -429,19 +474,25 @@ class WatchDecisionsRequest(_message.Message):
 
     DECISION_TYPE_FIELD_NUMBER: _builtins.int
     INCLUDE_VOTES_FIELD_NUMBER: _builtins.int
+    INCLUDE_UPDATES_FIELD_NUMBER: _builtins.int
     decision_type: _review_pb2.DecisionType.ValueType
     """decision_type keeps only reviews whose decision has this type; DECISION_TYPE_UNSPECIFIED keeps all."""
     include_votes: _builtins.bool
     """include_votes sends each review's votes before its decision."""
+    include_updates: _builtins.bool
+    """include_updates also sends a stored decision again each time its status, verdicts or outcome
+    change (filtered by decision_type like new reviews).
+    """
     def __init__(
         self,
         *,
         decision_type: _review_pb2.DecisionType.ValueType = ...,
         include_votes: _builtins.bool = ...,
+        include_updates: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_type", b"decision_type", "include_votes", b"include_votes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_type", b"decision_type", "include_updates", b"include_updates", "include_votes", b"include_votes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -467,7 +518,7 @@ class WatchDecisionsResponse(_message.Message):
 
     @_builtins.property
     def decision(self) -> _review_pb2.Decision:
-        """decision is a stored decision, sent after its votes."""
+        """decision is a stored decision, sent after its votes, or sent again after a change (only with include_updates)."""
 
     def __init__(
         self,
@@ -486,6 +537,112 @@ class WatchDecisionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___WatchDecisionsResponse: _TypeAlias = WatchDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveDecisionRequest(_message.Message):
+    """ResolveDecisionRequest gives one person's verdict on a pending decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """decision_id is the decision to approve or reject."""
+    verdict: _review_pb2.VerdictType.ValueType
+    """verdict is the caller's verdict; VERDICT_TYPE_UNSPECIFIED is rejected."""
+    comment: _builtins.str
+    """comment says why; it is required with VERDICT_TYPE_REJECT."""
+    request_id: _builtins.str
+    """request_id makes the call safe to retry: a retry returns the same answer. It is scoped to the
+    caller and the decision; reusing it for a different verdict or comment fails FAILED_PRECONDITION.
+    """
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        verdict: _review_pb2.VerdictType.ValueType = ...,
+        comment: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "decision_id", b"decision_id", "request_id", b"request_id", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDecisionRequest: _TypeAlias = ResolveDecisionRequest  # noqa: Y015
+
+@_typing.final
+class ResolveDecisionResponse(_message.Message):
+    """ResolveDecisionResponse carries the decision after the verdict."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> _review_pb2.Decision:
+        """decision is the decision with the verdict counted (or as it was, when the caller had already given this verdict)."""
+
+    def __init__(
+        self,
+        *,
+        decision: _review_pb2.Decision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDecisionResponse: _TypeAlias = ResolveDecisionResponse  # noqa: Y015
+
+@_typing.final
+class AwaitDecisionRequest(_message.Message):
+    """AwaitDecisionRequest names the decision to wait for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """decision_id is the decision to wait for."""
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AwaitDecisionRequest: _TypeAlias = AwaitDecisionRequest  # noqa: Y015
+
+@_typing.final
+class AwaitDecisionResponse(_message.Message):
+    """AwaitDecisionResponse is one state of the awaited decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> _review_pb2.Decision:
+        """decision is the decision as it stands: first at once, then after each change; the last one has a final status."""
+
+    def __init__(
+        self,
+        *,
+        decision: _review_pb2.Decision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AwaitDecisionResponse: _TypeAlias = AwaitDecisionResponse  # noqa: Y015
 
 @_typing.final
 class ListReviewersRequest(_message.Message):

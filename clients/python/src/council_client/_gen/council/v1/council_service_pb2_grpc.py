@@ -76,6 +76,16 @@ class CouncilServiceStub:
                 request_serializer=council_dot_v1_dot_council__service__pb2.ListReviewersRequest.SerializeToString,
                 response_deserializer=council_dot_v1_dot_council__service__pb2.ListReviewersResponse.FromString,
                 _registered_method=True)
+        self.ResolveDecision = channel.unary_unary(
+                '/council.v1.CouncilService/ResolveDecision',
+                request_serializer=council_dot_v1_dot_council__service__pb2.ResolveDecisionRequest.SerializeToString,
+                response_deserializer=council_dot_v1_dot_council__service__pb2.ResolveDecisionResponse.FromString,
+                _registered_method=True)
+        self.AwaitDecision = channel.unary_stream(
+                '/council.v1.CouncilService/AwaitDecision',
+                request_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
+                response_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
+                _registered_method=True)
 
 
 class CouncilServiceServicer:
@@ -107,7 +117,8 @@ class CouncilServiceServicer:
 
     def RecordOutcome(self, request, context):
         """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-        agent may record outcomes only on decisions it submitted; an operator on any.
+        agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+        decision takes an outcome (any other status: FAILED_PRECONDITION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +147,24 @@ class CouncilServiceServicer:
 
     def ListReviewers(self, request, context):
         """ListReviewers returns the reviewers of the policy in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveDecision(self, request, context):
+        """ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+        approvals from approvals_required distinct principals approve it. The submitter may not give a
+        verdict on its own decision; a decision that is not pending takes none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AwaitDecision(self, request, context):
+        """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+        (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+        expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +212,16 @@ def add_CouncilServiceServicer_to_server(servicer, server):
                     servicer.ListReviewers,
                     request_deserializer=council_dot_v1_dot_council__service__pb2.ListReviewersRequest.FromString,
                     response_serializer=council_dot_v1_dot_council__service__pb2.ListReviewersResponse.SerializeToString,
+            ),
+            'ResolveDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDecision,
+                    request_deserializer=council_dot_v1_dot_council__service__pb2.ResolveDecisionRequest.FromString,
+                    response_serializer=council_dot_v1_dot_council__service__pb2.ResolveDecisionResponse.SerializeToString,
+            ),
+            'AwaitDecision': grpc.unary_stream_rpc_method_handler(
+                    servicer.AwaitDecision,
+                    request_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.FromString,
+                    response_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +442,60 @@ class CouncilService:
             '/council.v1.CouncilService/ListReviewers',
             council_dot_v1_dot_council__service__pb2.ListReviewersRequest.SerializeToString,
             council_dot_v1_dot_council__service__pb2.ListReviewersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/council.v1.CouncilService/ResolveDecision',
+            council_dot_v1_dot_council__service__pb2.ResolveDecisionRequest.SerializeToString,
+            council_dot_v1_dot_council__service__pb2.ResolveDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AwaitDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/council.v1.CouncilService/AwaitDecision',
+            council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
+            council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,7 +45,8 @@ class CouncilServiceStub:
     """ListDecisions pages through stored decisions, newest first, optionally filtered."""
     RecordOutcome: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.RecordOutcomeRequest, _council_service_pb2.RecordOutcomeResponse]
     """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-    agent may record outcomes only on decisions it submitted; an operator on any.
+    agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+    decision takes an outcome (any other status: FAILED_PRECONDITION).
     """
     GetSummary: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.GetSummaryRequest, _council_service_pb2.GetSummaryResponse]
     """GetSummary returns exact counts over every stored decision and lesson."""
@@ -55,6 +56,16 @@ class CouncilServiceStub:
     """WatchDecisions streams every review stored after the watch began, as it is stored."""
     ListReviewers: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.ListReviewersRequest, _council_service_pb2.ListReviewersResponse]
     """ListReviewers returns the reviewers of the policy in force."""
+    ResolveDecision: _grpc.UnaryUnaryMultiCallable[_council_service_pb2.ResolveDecisionRequest, _council_service_pb2.ResolveDecisionResponse]
+    """ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+    approvals from approvals_required distinct principals approve it. The submitter may not give a
+    verdict on its own decision; a decision that is not pending takes none.
+    """
+    AwaitDecision: _grpc.UnaryStreamMultiCallable[_council_service_pb2.AwaitDecisionRequest, _council_service_pb2.AwaitDecisionResponse]
+    """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+    (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+    expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+    """
 
 @_typing.type_check_only
 class CouncilServiceAsyncStub(CouncilServiceStub):
@@ -73,7 +84,8 @@ class CouncilServiceAsyncStub(CouncilServiceStub):
     """ListDecisions pages through stored decisions, newest first, optionally filtered."""
     RecordOutcome: _aio.UnaryUnaryMultiCallable[_council_service_pb2.RecordOutcomeRequest, _council_service_pb2.RecordOutcomeResponse]  # type: ignore[assignment]
     """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-    agent may record outcomes only on decisions it submitted; an operator on any.
+    agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+    decision takes an outcome (any other status: FAILED_PRECONDITION).
     """
     GetSummary: _aio.UnaryUnaryMultiCallable[_council_service_pb2.GetSummaryRequest, _council_service_pb2.GetSummaryResponse]  # type: ignore[assignment]
     """GetSummary returns exact counts over every stored decision and lesson."""
@@ -83,6 +95,16 @@ class CouncilServiceAsyncStub(CouncilServiceStub):
     """WatchDecisions streams every review stored after the watch began, as it is stored."""
     ListReviewers: _aio.UnaryUnaryMultiCallable[_council_service_pb2.ListReviewersRequest, _council_service_pb2.ListReviewersResponse]  # type: ignore[assignment]
     """ListReviewers returns the reviewers of the policy in force."""
+    ResolveDecision: _aio.UnaryUnaryMultiCallable[_council_service_pb2.ResolveDecisionRequest, _council_service_pb2.ResolveDecisionResponse]  # type: ignore[assignment]
+    """ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+    approvals from approvals_required distinct principals approve it. The submitter may not give a
+    verdict on its own decision; a decision that is not pending takes none.
+    """
+    AwaitDecision: _aio.UnaryStreamMultiCallable[_council_service_pb2.AwaitDecisionRequest, _council_service_pb2.AwaitDecisionResponse]  # type: ignore[assignment]
+    """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+    (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+    expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+    """
 
 class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
     """CouncilService lets agents submit suggestions to a council of reviewers, stream the votes as
@@ -122,7 +144,8 @@ class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_council_service_pb2.RecordOutcomeResponse, _abc.Awaitable[_council_service_pb2.RecordOutcomeResponse]]:
         """RecordOutcome records what happened when a decision was implemented and appends a lesson. An
-        agent may record outcomes only on decisions it submitted; an operator on any.
+        agent may record outcomes only on decisions it submitted; an operator on any. Only an approved
+        decision takes an outcome (any other status: FAILED_PRECONDITION).
         """
 
     @_abc_1.abstractmethod
@@ -156,5 +179,27 @@ class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_council_service_pb2.ListReviewersResponse, _abc.Awaitable[_council_service_pb2.ListReviewersResponse]]:
         """ListReviewers returns the reviewers of the policy in force."""
+
+    @_abc_1.abstractmethod
+    def ResolveDecision(
+        self,
+        request: _council_service_pb2.ResolveDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_council_service_pb2.ResolveDecisionResponse, _abc.Awaitable[_council_service_pb2.ResolveDecisionResponse]]:
+        """ResolveDecision gives a person's verdict on a pending decision: one rejection rejects it, and
+        approvals from approvals_required distinct principals approve it. The submitter may not give a
+        verdict on its own decision; a decision that is not pending takes none.
+        """
+
+    @_abc_1.abstractmethod
+    def AwaitDecision(
+        self,
+        request: _council_service_pb2.AwaitDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_council_service_pb2.AwaitDecisionResponse], _abc.AsyncIterator[_council_service_pb2.AwaitDecisionResponse]]:
+        """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
+        (made through any replica), and ends OK after sending it with a final status (approved, rejected,
+        expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+        """
 
 def add_CouncilServiceServicer_to_server(servicer: CouncilServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

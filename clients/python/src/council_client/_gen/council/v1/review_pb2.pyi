@@ -256,6 +256,66 @@ OUTCOME_PARTIAL: Outcome.ValueType  # 3
 """OUTCOME_PARTIAL means the change worked only in part."""
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
+class _DecisionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_STATUS_UNSPECIFIED: _DecisionStatus.ValueType  # 0
+    """DECISION_STATUS_UNSPECIFIED is never a decision's status; as a filter it means "every status"."""
+    DECISION_STATUS_PENDING: _DecisionStatus.ValueType  # 1
+    """DECISION_STATUS_PENDING means the decision waits for verdicts until expires_at."""
+    DECISION_STATUS_APPROVED: _DecisionStatus.ValueType  # 2
+    """DECISION_STATUS_APPROVED means the change may be carried out: auto-approved, or approved by enough people."""
+    DECISION_STATUS_REJECTED: _DecisionStatus.ValueType  # 3
+    """DECISION_STATUS_REJECTED means the change must not be carried out: rejected by the council or by a person."""
+    DECISION_STATUS_EXPIRED: _DecisionStatus.ValueType  # 4
+    """DECISION_STATUS_EXPIRED means nobody gave enough verdicts before expires_at; the change must not be carried out."""
+    DECISION_STATUS_SUPERSEDED: _DecisionStatus.ValueType  # 5
+    """DECISION_STATUS_SUPERSEDED means a later review by the same submitter followed this one up (see superseded_by)."""
+
+class DecisionStatus(_DecisionStatus, metaclass=_DecisionStatusEnumTypeWrapper):
+    """DecisionStatus is where a decision stands with people, beside its immutable council decision."""
+
+DECISION_STATUS_UNSPECIFIED: DecisionStatus.ValueType  # 0
+"""DECISION_STATUS_UNSPECIFIED is never a decision's status; as a filter it means "every status"."""
+DECISION_STATUS_PENDING: DecisionStatus.ValueType  # 1
+"""DECISION_STATUS_PENDING means the decision waits for verdicts until expires_at."""
+DECISION_STATUS_APPROVED: DecisionStatus.ValueType  # 2
+"""DECISION_STATUS_APPROVED means the change may be carried out: auto-approved, or approved by enough people."""
+DECISION_STATUS_REJECTED: DecisionStatus.ValueType  # 3
+"""DECISION_STATUS_REJECTED means the change must not be carried out: rejected by the council or by a person."""
+DECISION_STATUS_EXPIRED: DecisionStatus.ValueType  # 4
+"""DECISION_STATUS_EXPIRED means nobody gave enough verdicts before expires_at; the change must not be carried out."""
+DECISION_STATUS_SUPERSEDED: DecisionStatus.ValueType  # 5
+"""DECISION_STATUS_SUPERSEDED means a later review by the same submitter followed this one up (see superseded_by)."""
+Global___DecisionStatus: _TypeAlias = DecisionStatus  # noqa: Y015
+
+class _VerdictType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerdictTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VerdictType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VERDICT_TYPE_UNSPECIFIED: _VerdictType.ValueType  # 0
+    """VERDICT_TYPE_UNSPECIFIED is not a verdict; requests carrying it are rejected."""
+    VERDICT_TYPE_APPROVE: _VerdictType.ValueType  # 1
+    """VERDICT_TYPE_APPROVE counts towards the approvals the decision requires."""
+    VERDICT_TYPE_REJECT: _VerdictType.ValueType  # 2
+    """VERDICT_TYPE_REJECT rejects the decision at once; it needs a comment."""
+
+class VerdictType(_VerdictType, metaclass=_VerdictTypeEnumTypeWrapper):
+    """VerdictType is what a person says of a pending decision."""
+
+VERDICT_TYPE_UNSPECIFIED: VerdictType.ValueType  # 0
+"""VERDICT_TYPE_UNSPECIFIED is not a verdict; requests carrying it are rejected."""
+VERDICT_TYPE_APPROVE: VerdictType.ValueType  # 1
+"""VERDICT_TYPE_APPROVE counts towards the approvals the decision requires."""
+VERDICT_TYPE_REJECT: VerdictType.ValueType  # 2
+"""VERDICT_TYPE_REJECT rejects the decision at once; it needs a comment."""
+Global___VerdictType: _TypeAlias = VerdictType  # noqa: Y015
+
 @_typing.final
 class Suggestion(_message.Message):
     """Suggestion is a proposed change that an agent submits for review."""
@@ -375,6 +435,42 @@ class Vote(_message.Message):
 Global___Vote: _TypeAlias = Vote  # noqa: Y015
 
 @_typing.final
+class Verdict(_message.Message):
+    """Verdict is one person's approval or rejection of a pending decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BY_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    GIVEN_AT_FIELD_NUMBER: _builtins.int
+    by: _builtins.str
+    """by is the principal that gave the verdict."""
+    verdict: Global___VerdictType.ValueType
+    """verdict is what the principal said."""
+    comment: _builtins.str
+    """comment says why; a rejection always has one."""
+    @_builtins.property
+    def given_at(self) -> _timestamp_pb2.Timestamp:
+        """given_at is when the verdict was given."""
+
+    def __init__(
+        self,
+        *,
+        by: _builtins.str = ...,
+        verdict: Global___VerdictType.ValueType = ...,
+        comment: _builtins.str = ...,
+        given_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["given_at", b"given_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "comment", b"comment", "given_at", b"given_at", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
+
+@_typing.final
 class Decision(_message.Message):
     """Decision is the council's verdict on one review of a suggestion, with the votes behind it."""
 
@@ -398,6 +494,12 @@ class Decision(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SUBMITTED_BY_FIELD_NUMBER: _builtins.int
     OUTCOME_RECORDED_BY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    APPROVALS_REQUIRED_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    SUPERSEDES_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id identifies the decision; it starts with "dec-" and is unique across replicas."""
     suggestion_id: _builtins.str
@@ -431,6 +533,19 @@ class Decision(_message.Message):
     """outcome_recorded_by is the principal that recorded the last outcome, or empty while no outcome
     is recorded; "anonymous" for outcomes recorded before Council knew principals.
     """
+    status: Global___DecisionStatus.ValueType
+    """status is where the decision stands with people: approved for DECISION_TYPE_AUTO_APPROVE,
+    rejected for DECISION_TYPE_REJECT, and pending for the other types until verdicts, expiry or a
+    follow-up review settle it. A pending decision whose expires_at has passed reads expired.
+    """
+    approvals_required: _builtins.int
+    """approvals_required is how many distinct principals must approve a pending decision (from the
+    policy's verdicts section); 0 for a decision that was final when it was made.
+    """
+    supersedes: _builtins.str
+    """supersedes is the pending decision this review follows up (ReviewSuggestionRequest.supersedes), or empty."""
+    superseded_by: _builtins.str
+    """superseded_by is the decision that superseded this one when its status is superseded, else empty."""
     @_builtins.property
     def votes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Vote]:
         """votes holds one vote per reviewer, in reviewer order."""
@@ -450,6 +565,17 @@ class Decision(_message.Message):
     @_builtins.property
     def suggestion(self) -> Global___Suggestion:
         """suggestion is the suggestion as it was received."""
+
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]:
+        """verdicts are the verdicts people gave, in the order they were counted."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """expires_at is when a pending decision expires (from the policy's verdicts section); it stays set
+        after the decision leaves pending, and is unset for decisions that were never pending or that
+        were stored before decisions had a status.
+        """
 
     def __init__(
         self,
@@ -472,10 +598,16 @@ class Decision(_message.Message):
         request_id: _builtins.str = ...,
         submitted_by: _builtins.str = ...,
         outcome_recorded_by: _builtins.str = ...,
+        status: Global___DecisionStatus.ValueType = ...,
+        verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+        approvals_required: _builtins.int = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        supersedes: _builtins.str = ...,
+        superseded_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "implemented_at", b"implemented_at", "suggestion", b"suggestion"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "expires_at", b"expires_at", "implemented_at", b"implemented_at", "suggestion", b"suggestion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fix_approved", b"auto_fix_approved", "conditions", b"conditions", "decided_at", b"decided_at", "decision", b"decision", "final_reasoning", b"final_reasoning", "id", b"id", "implemented_at", b"implemented_at", "lessons_learned", b"lessons_learned", "outcome", b"outcome", "outcome_notes", b"outcome_notes", "outcome_recorded_by", b"outcome_recorded_by", "policy_version", b"policy_version", "request_id", b"request_id", "requires_manual_oversight", b"requires_manual_oversight", "submitted_by", b"submitted_by", "suggestion", b"suggestion", "suggestion_id", b"suggestion_id", "votes", b"votes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals_required", b"approvals_required", "auto_fix_approved", b"auto_fix_approved", "conditions", b"conditions", "decided_at", b"decided_at", "decision", b"decision", "expires_at", b"expires_at", "final_reasoning", b"final_reasoning", "id", b"id", "implemented_at", b"implemented_at", "lessons_learned", b"lessons_learned", "outcome", b"outcome", "outcome_notes", b"outcome_notes", "outcome_recorded_by", b"outcome_recorded_by", "policy_version", b"policy_version", "request_id", b"request_id", "requires_manual_oversight", b"requires_manual_oversight", "status", b"status", "submitted_by", b"submitted_by", "suggestion", b"suggestion", "suggestion_id", b"suggestion_id", "superseded_by", b"superseded_by", "supersedes", b"supersedes", "verdicts", b"verdicts", "votes", b"votes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,56 @@
+/** A TCP proxy for tests that lose a reply on purpose, as a flaky network does. */
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+
+export interface FlakyProxy {
+  /** host:port to connect to instead of the server. */
+  addr: string;
+  /** How many connections were cut (one at most). */
+  cuts: () => number;
+  close: () => void;
+}
+
+/**
+ * A TCP proxy to `target` (host:port) that cuts its first connection once `cutAfterBytes` bytes
+ * have come back from the server: a reply lost mid-stream. Once one is cut, the rest pass untouched.
+ */
+export function flakyProxy(target: string, cutAfterBytes: number): Promise<FlakyProxy> {
+  const host = target.slice(0, target.lastIndexOf(":"));
+  const port = Number(target.slice(target.lastIndexOf(":") + 1));
+  let cuts = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(port, host);
+    sockets.add(client).add(upstream);
+    let back = 0;
+    const cutThis = cuts === 0;
+    client.on("data", (d) => upstream.write(d));
+    upstream.on("data", (d) => {
+      back += d.length;
+      if (cutThis && back > cutAfterBytes) {
+        cuts += 1;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
+        cuts: () => cuts,
+        close: () => {
+          server.close();
+          for (const s of sockets) s.destroy();
+        },
+      }),
+    ),
+  );
+}
