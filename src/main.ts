@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     log.info(access, `callers authenticated by ${authenticator.mode === "certificate" ? "client certificate" : "the auth file"}`);
   }
 
-  const store = await openStore(config, log);
+  const store = await openStore(config, log, policy);
   const council = new Council(store, policy);
   const server = await CouncilServer.start({
     council,
