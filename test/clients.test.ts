@@ -17,6 +17,10 @@
  * two approvals and waits ten minutes, DEFER needs one and expires after a second, so that the
  * suites can approve with two approvers (`<lang>-approver`, `<lang>-approver2`) and see an expiry
  * without waiting long.
+ *
+ * A plaintext server whose reviews pause for HELD_MS before their second vote, with its metrics
+ * served (COUNCIL_TEST_HELD_ADDR, COUNCIL_TEST_HELD_METRICS_URL): a suite cancels a review there
+ * mid-stream and reads council_grpc_calls_total to see that the server saw CANCELLED.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -41,6 +45,9 @@ type Language = (typeof LANGUAGES)[number];
 
 /** The principal every suite's client certificate names (role agent); the mTLS server has no rate. */
 const CLIENT_PRINCIPAL = "client-bot";
+
+/** How long the held server's reviews pause before their second vote (COUNCIL_TEST_HELD_ADDR). */
+const HELD_MS = 3000;
 
 /** The lifecycle server's policy: `default` with verdict settings that tests can reach quickly. */
 const CLIENTS_LIFECYCLE_POLICY = parsePolicy(
@@ -90,6 +97,12 @@ describe("language clients against a live server", function () {
     // Burst max(1, 2 × rate) = 1, refilled in 1000 s: one review per principal, then the limit.
     const limited = await start({ tls, authFile, reviewRate: 0.001 });
     const lifecycle = await start({ authFile, policy: CLIENTS_LIFECYCLE_POLICY });
+    // Reviews pause before their second vote, so that a client can cancel one mid-stream and then
+    // read from the metrics that the server saw CANCELLED (the review still runs to its decision).
+    const held = await start({
+      metricsAddr: "127.0.0.1:0",
+      beforeVote: (_role, index) => (index === 1 ? new Promise<void>((r) => setTimeout(r, HELD_MS)) : Promise.resolve()),
+    });
     envOf = (lang) => ({
       ...process.env,
       COUNCIL_TEST_ADDR: plain.addr,
@@ -97,6 +110,9 @@ describe("language clients against a live server", function () {
       COUNCIL_TEST_MTLS_ADDR: mtls.addr,
       COUNCIL_TEST_LIMITED_ADDR: limited.addr,
       COUNCIL_TEST_LIFECYCLE_ADDR: lifecycle.addr,
+      COUNCIL_TEST_HELD_ADDR: held.addr,
+      COUNCIL_TEST_HELD_METRICS_URL: `http://127.0.0.1:${held.server.metricsPort}/metrics`,
+      COUNCIL_TEST_HELD_MS: String(HELD_MS),
       COUNCIL_TEST_CA_FILE: ca.certFile,
       COUNCIL_TEST_CLIENT_CERT_FILE: client.certFile,
       COUNCIL_TEST_CLIENT_KEY_FILE: client.keyFile,
@@ -146,6 +162,9 @@ describe("language clients against a live server", function () {
     expect(suite.stdout).to.match(/\d+ passing/);
     expect(suite.stdout, "the TLS/mTLS/token tests ran").to.match(/TLS, mTLS, tokens and typed auth errors/);
     expect(suite.stdout, "the human verdict tests ran").to.match(/human verdicts \(resolve, awaitDecision, guard\)/);
+    expect(suite.stdout, "the deadline and cancelling tests ran").to.match(/deadlines, retries and cancelling/);
+    expect(suite.stdout, "the tests of cancelling on the held server ran").to.match(/cancelling mid-stream reaches the server/);
+    expect(suite.stdout, "the tool tests ran").to.match(/the council_review tool/);
     await runExamples("ts", join(BIN, "tsx"), ["examples/agent.ts"], cwd);
   });
 
@@ -155,6 +174,9 @@ describe("language clients against a live server", function () {
     expect(r.stdout).to.match(/\d+ passed/);
     expect(r.stdout, "the TLS/mTLS/token tests ran").to.match(/tests\/test_secure\.py \.+/);
     expect(r.stdout, "the human verdict tests ran").to.match(/tests\/test_verdicts\.py \.+/);
+    expect(r.stdout, "the asyncio tests ran").to.match(/tests\/test_aio\.py \.+/);
+    expect(r.stdout, "the tests of cancelling on the held server ran").to.match(/tests\/test_cancel\.py \.+/);
+    expect(r.stdout, "the install test ran").to.match(/tests\/test_install\.py \./);
     const cwd = join(ROOT, "clients/python");
     await runExamples("py", join(cwd, ".venv/bin/python"), ["examples/agent.py"], cwd);
   });

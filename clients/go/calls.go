@@ -202,41 +202,56 @@ func WatchUpdates() WatchOption {
 	return func(r *councilv1.WatchDecisionsRequest) { r.IncludeUpdates = true }
 }
 
-// Watch streams every review stored after the watch began, on any replica: its votes (with
-// WatchVotes), then its decision; dry runs and idempotent replays are not sent. Each event
-// carries decision_id and suggestion_id; GetVote or GetDecision tells which it is.
+// Watch opens a watch of every review stored from now on, on any replica: its votes (with
+// WatchVotes), then its decision; dry runs and idempotent replays are not sent. Each event carries
+// decision_id and suggestion_id; GetVote or GetDecision tells which it is.
 //
-// The watch opens when the loop starts and lasts until ctx is done, the loop body breaks, or the
-// server ends it. The WithTimeout default does not apply and nothing is retried: reviews stored
-// between a failure and a new watch would be missed, so an error (yielded with a nil event) is
-// the caller's to handle, typically by watching again and reading up with ListDecisions. A
-// watch the server ends at shutdown fails UNAVAILABLE; one that falls too far behind fails
-// RESOURCE_EXHAUSTED.
-func (c *Client) Watch(ctx context.Context, opts ...WatchOption) iter.Seq2[*councilv1.WatchDecisionsResponse, error] {
+// The watch opens at once (Watch does not wait for it). It is live once the server has subscribed
+// it: Ready is closed then (or WaitReady returns nil), and every review stored from then on is
+// sent; a review stored before that may not be. Range over All for the events:
+//
+//	w := client.Watch(ctx, council.WatchVotes())
+//	defer w.Close()
+//	for ev, err := range w.All() {
+//		if err != nil {
+//			return err // the server ended it: watch again, then catch up with ListDecisions
+//		}
+//		fmt.Println(ev.GetDecisionId(), ev.GetVote() != nil)
+//	}
+//
+// The watch lasts until the caller cancels ctx, calls Close, or breaks out of the loop (all of
+// which end it without an error), until ctx's deadline (a DEADLINE_EXCEEDED error), or until the
+// server ends it. The WithTimeout default does not apply and nothing is retried: a new watch is
+// live only from its own headers on, and reviews stored between two watches are not replayed, so
+// an error (yielded with a nil event) is the caller's to handle, typically by watching again and
+// reading up with ListDecisions. A watch the server ends at shutdown fails UNAVAILABLE; one that
+// falls too far behind fails RESOURCE_EXHAUSTED.
+func (c *Client) Watch(ctx context.Context, opts ...WatchOption) *Stream[*councilv1.WatchDecisionsResponse] {
 	req := &councilv1.WatchDecisionsRequest{}
 	for _, opt := range opts {
 		opt(req)
 	}
-	return func(yield func(*councilv1.WatchDecisionsResponse, error) bool) {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+	return openStream(ctx, func(ctx context.Context, live func(), emit func(*councilv1.WatchDecisionsResponse) bool) error {
 		stream, err := c.rpc.WatchDecisions(ctx, req)
 		if err != nil {
-			yield(nil, FromRPCError(err))
-			return
+			return err
+		}
+		// The server sends its headers once the watch is subscribed. Header returns nil metadata
+		// when the call ended without any (a status at once, e.g. PERMISSION_DENIED): Recv has it.
+		if md, _ := stream.Header(); md != nil {
+			live()
 		}
 		for {
 			ev, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
-				return
+				return nil
 			}
 			if err != nil {
-				yield(nil, FromRPCError(err))
-				return
+				return err
 			}
-			if !yield(ev, nil) {
-				return
+			if !emit(ev) {
+				return ctx.Err()
 			}
 		}
-	}
+	})
 }

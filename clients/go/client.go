@@ -4,9 +4,12 @@
 // The wire types are the generated ones in
 // github.com/council-dev/council/clients/go/gen/council/v1 (package councilv1); this package
 // adds what every caller would otherwise write by hand: connecting with TLS (a private CA, a
-// client certificate for mTLS) and a bearer token, default deadlines, an idempotency key on every
-// review and every outcome that is reused when the call is retried after UNAVAILABLE, and
-// iterators that walk every page of a list.
+// client certificate for mTLS) and a bearer token, default deadlines that cover every retry, an
+// idempotency key on every review, outcome and verdict that is reused when the call is retried
+// after UNAVAILABLE, a review as an iterator of its votes and decision (Review), the one call an
+// agent makes before it acts (Guard), watches and waits that say when they are live (Stream),
+// iterators that walk every page of a list, and the council_review tool for LLM tool calling
+// (ToolDefinition, SuggestionFromToolInput).
 //
 // Every error from the service is an *Error that keeps the gRPC status: errors.Is matches it
 // against the sentinel of its family (ErrUnauthenticated, ErrPermissionDenied,
@@ -34,11 +37,15 @@ import (
 
 // Defaults of the options.
 const (
-	// DefaultTimeout bounds a call (and Dial) whose context has no deadline.
+	// DefaultTimeout bounds a unary call (and Dial) whose context has no deadline, retries
+	// included.
 	DefaultTimeout = 30 * time.Second
+	// DefaultReviewTimeout bounds a review whose context has no deadline, retries included.
+	DefaultReviewTimeout = 60 * time.Second
 	// DefaultMaxAttempts is how many times a call that fails UNAVAILABLE is tried in all.
 	DefaultMaxAttempts = 4
-	// DefaultBackoff is the wait before the first retry; it doubles up to DefaultMaxBackoff.
+	// DefaultBackoff bounds the wait before the first retry; it doubles up to DefaultMaxBackoff,
+	// and each wait is a random duration up to the bound (full jitter).
 	DefaultBackoff = 100 * time.Millisecond
 	// DefaultMaxBackoff caps the wait between two attempts.
 	DefaultMaxBackoff = 2 * time.Second
@@ -52,16 +59,17 @@ type Client struct {
 }
 
 type config struct {
-	tls         *tls.Config
-	rootCAs     []byte // PEM, from WithRootCAs
-	clientCert  []byte // PEM, from WithClientCertificate
-	clientKey   []byte
-	token       string
-	timeout     time.Duration
-	maxAttempts int
-	backoff     time.Duration
-	maxBackoff  time.Duration
-	dialOptions []grpc.DialOption
+	tls           *tls.Config
+	rootCAs       []byte // PEM, from WithRootCAs
+	clientCert    []byte // PEM, from WithClientCertificate
+	clientKey     []byte
+	token         string
+	timeout       time.Duration
+	reviewTimeout time.Duration
+	maxAttempts   int
+	backoff       time.Duration
+	maxBackoff    time.Duration
+	dialOptions   []grpc.DialOption
 }
 
 // Option configures Dial.
@@ -102,18 +110,28 @@ func WithToken(token string) Option {
 	return func(cfg *config) { cfg.token = token }
 }
 
-// WithTimeout sets the deadline given to Dial and to each call whose context has none (default
-// DefaultTimeout). For Review it bounds the whole review, retries included; for ListDecisions and
-// Lessons it bounds each page. Watch is never bounded by it. Zero or less means no default
-// deadline.
+// WithTimeout sets the deadline given to Dial and to each unary call whose context has none
+// (default DefaultTimeout, 30 s). It bounds the whole call, retries included; for ListDecisions
+// and Lessons it bounds each page (each page is a call). Zero or less means no default deadline.
+// Reviews have their own (WithReviewTimeout); Watch and AwaitDecision have none.
 func WithTimeout(d time.Duration) Option {
 	return func(cfg *config) { cfg.timeout = d }
 }
 
-// WithRetry sets how many attempts a call that fails UNAVAILABLE gets in all (1 means no retry)
-// and the wait before the first retry, which doubles after each attempt up to maxBackoff, with
-// jitter. Only UNAVAILABLE is retried, and only calls that are safe to repeat: reads, and Review
-// and RecordOutcome, which send the same request id on every attempt. Watch is never retried.
+// WithReviewTimeout sets the deadline given to a review (Review, Decide, and the review part of
+// Guard) whose context has none (default DefaultReviewTimeout, 60 s). It bounds the whole review,
+// retries included. Zero or less means no default deadline.
+func WithReviewTimeout(d time.Duration) Option {
+	return func(cfg *config) { cfg.reviewTimeout = d }
+}
+
+// WithRetry sets how many attempts a call that fails UNAVAILABLE gets in all (1 means no retry;
+// default 4) and the bound of the wait before the first retry (default 100 ms), which doubles
+// after each attempt up to maxBackoff (default 2 s); each wait is random between zero and its
+// bound (full jitter). No wait runs past the call's deadline: when the next one would, the call
+// returns the last UNAVAILABLE at once. Only UNAVAILABLE is retried, and only calls that are safe
+// to repeat: reads, and Review, RecordOutcome and Resolve, which send the same request id on every
+// attempt (and AwaitDecision, by awaiting again). Watch is never retried.
 func WithRetry(maxAttempts int, backoff, maxBackoff time.Duration) Option {
 	return func(cfg *config) {
 		cfg.maxAttempts = maxAttempts
@@ -135,10 +153,11 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // gRPC in the background).
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	cfg := config{
-		timeout:     DefaultTimeout,
-		maxAttempts: DefaultMaxAttempts,
-		backoff:     DefaultBackoff,
-		maxBackoff:  DefaultMaxBackoff,
+		timeout:       DefaultTimeout,
+		reviewTimeout: DefaultReviewTimeout,
+		maxAttempts:   DefaultMaxAttempts,
+		backoff:       DefaultBackoff,
+		maxBackoff:    DefaultMaxBackoff,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -246,12 +265,21 @@ func (c *Client) Raw() councilv1.CouncilServiceClient {
 	return c.rpc
 }
 
-// withTimeout gives ctx the default deadline if it has none.
+// withTimeout gives ctx the default deadline of a unary call if it has none.
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok || c.cfg.timeout <= 0 {
+	return withDefaultDeadline(ctx, c.cfg.timeout)
+}
+
+// withReviewTimeout gives ctx the default deadline of a review if it has none.
+func (c *Client) withReviewTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withDefaultDeadline(ctx, c.cfg.reviewTimeout)
+}
+
+func withDefaultDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || d <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, c.cfg.timeout)
+	return context.WithTimeout(ctx, d)
 }
 
 // bearer sends the token as "authorization: Bearer <token>" metadata on every call.

@@ -149,22 +149,33 @@ func TestReviewStreamsFiveVotesInReviewerOrderThenTheDecision(t *testing.T) {
 		t.Fatalf("last event is not the decision %q: %v", decisionID, events[5])
 	}
 
-	// Through the client: OnVote sees each vote before Review returns, in order, and the votes
-	// are the decision's.
+	// Through the client: the iterator yields each vote in order, then the decision, every event
+	// with the decision's id, and the votes are the decision's.
 	var seen []*councilv1.Vote
-	returned := false
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "client")), council.OnVote(func(v *councilv1.Vote) {
-		if returned {
-			t.Error("OnVote called after Review returned")
+	var d *councilv1.Decision
+	ids := map[string]int{}
+	for ev, err := range c.Review(ctx, newSuggestion(suggestionID(t, "client"))) {
+		if err != nil {
+			t.Fatal(err)
 		}
-		seen = append(seen, v)
-	}))
-	returned = true
-	if err != nil {
-		t.Fatal(err)
+		if d != nil {
+			t.Fatalf("an event after the decision: %+v", ev)
+		}
+		ids[ev.DecisionID]++
+		if ev.Vote != nil {
+			seen = append(seen, ev.Vote)
+		} else {
+			d = ev.Decision
+		}
+	}
+	if d == nil {
+		t.Fatal("the review ended without a decision")
+	}
+	if len(ids) != 1 || ids[d.GetId()] != 6 {
+		t.Errorf("decision ids of the events %v, want %s on all 6", ids, d.GetId())
 	}
 	if len(seen) != 5 {
-		t.Fatalf("OnVote called %d times, want 5", len(seen))
+		t.Fatalf("%d votes yielded, want 5", len(seen))
 	}
 	for i, v := range seen {
 		if v.GetReviewerRole() != reviewerOrder[i] {
@@ -192,14 +203,23 @@ func TestReviewWithTheSameRequestIDReplaysTheDecision(t *testing.T) {
 	s := newSuggestion(suggestionID(t, "s"))
 	rid := council.NewRequestID()
 
-	first, err := c.Review(ctx, s, council.WithRequestID(rid))
+	first, err := c.Decide(ctx, s, council.WithRequestID(rid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	votes := 0
-	again, err := c.Review(ctx, s, council.WithRequestID(rid), council.OnVote(func(*councilv1.Vote) { votes++ }))
-	if err != nil {
-		t.Fatal(err)
+	var again *councilv1.Decision
+	for ev, err := range c.Review(ctx, s, council.WithRequestID(rid)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Vote != nil {
+			votes++
+		}
+		if ev.DecisionID != first.GetId() {
+			t.Errorf("a replayed event carries decision id %q, want %q", ev.DecisionID, first.GetId())
+		}
+		again = ev.Decision
 	}
 	if again.GetId() != first.GetId() {
 		t.Errorf("repeat got decision %q, want the first one %q", again.GetId(), first.GetId())
@@ -213,7 +233,7 @@ func TestReviewWithTheSameRequestIDReplaysTheDecision(t *testing.T) {
 
 	changed := proto.Clone(s).(*councilv1.Suggestion)
 	changed.Title = "Something else entirely"
-	_, err = c.Review(ctx, changed, council.WithRequestID(rid))
+	_, err = c.Decide(ctx, changed, council.WithRequestID(rid))
 	if !council.IsFailedPrecondition(err) {
 		t.Errorf("same request id with another suggestion: got %v, want FAILED_PRECONDITION", err)
 	}
@@ -278,9 +298,15 @@ func TestReviewRetriesUnavailableWithTheSameRequestID(t *testing.T) {
 	s := newSuggestion(suggestionID(t, "s"))
 
 	var roles []councilv1.ReviewerRole
-	d, err := c.Review(ctx, s, council.OnVote(func(v *councilv1.Vote) { roles = append(roles, v.GetReviewerRole()) }))
-	if err != nil {
-		t.Fatal(err)
+	var d *councilv1.Decision
+	for ev, err := range c.Review(ctx, s) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Vote != nil {
+			roles = append(roles, ev.Vote.GetReviewerRole())
+		}
+		d = ev.Decision
 	}
 	flaky.mu.Lock()
 	ids := append([]string(nil), flaky.ids...)
@@ -289,7 +315,7 @@ func TestReviewRetriesUnavailableWithTheSameRequestID(t *testing.T) {
 		t.Fatalf("request ids sent: %q, want one generated id sent twice", ids)
 	}
 	if len(roles) != 5 {
-		t.Fatalf("OnVote saw %d votes across the retry, want each of the 5 once: %v", len(roles), roles)
+		t.Fatalf("the review yielded %d votes across the retry, want each of the 5 once: %v", len(roles), roles)
 	}
 	for i, r := range roles {
 		if r != reviewerOrder[i] {
@@ -361,7 +387,7 @@ func TestListDecisionsWalksEveryPage(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			d, err := c.Review(ctx, s)
+			d, err := c.Decide(ctx, s)
 			if err != nil {
 				errs <- err
 				return
@@ -458,7 +484,7 @@ func TestInvalidArgumentNamesTheField(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.Review(ctx, tc.edit(newSuggestion(suggestionID(t, "bad"))))
+			_, err := c.Decide(ctx, tc.edit(newSuggestion(suggestionID(t, "bad"))))
 			if !council.IsInvalidArgument(err) {
 				t.Fatalf("got %v, want INVALID_ARGUMENT", err)
 			}
@@ -473,7 +499,7 @@ func TestInvalidArgumentNamesTheField(t *testing.T) {
 		})
 	}
 
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "ok")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "ok")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,11 +522,15 @@ func TestWatchReceivesReviewsStoredAfterItBegan(t *testing.T) {
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
+	w := c.Watch(watchCtx, council.WatchVotes())
+	if err := w.WaitReady(ctx); err != nil {
+		t.Fatalf("the watch did not become live: %v", err)
+	}
 	events := make(chan *councilv1.WatchDecisionsResponse, 1024)
 	watchErr := make(chan error, 1)
 	go func() {
 		defer close(events)
-		for ev, err := range c.Watch(watchCtx, council.WatchVotes()) {
+		for ev, err := range w.All() {
 			if err != nil {
 				watchErr <- err
 				return
@@ -545,35 +575,30 @@ func TestWatchReceivesReviewsStoredAfterItBegan(t *testing.T) {
 		}
 	}
 
-	// The watch is live once the server has subscribed it, which the client cannot observe; a
-	// review stored before that is rightly not sent. Review until one arrives (bounded).
-	live := false
-	for attempt := 0; attempt < 8 && !live; attempt++ {
-		d, err := c.Review(ctx, newSuggestion(suggestionID(t, fmt.Sprint("warm-", attempt))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		live, _ = awaitReview(d.GetId(), time.Second)
+	// Live (the server sent its headers): a review stored from now on is sent, the first included.
+	first, err := c.Decide(ctx, newSuggestion(suggestionID(t, "first")))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !live {
-		t.Fatal("no review reached the watch within 8 attempts")
+	if ok, _ := awaitReview(first.GetId(), 10*time.Second); !ok {
+		t.Fatalf("the first review after the watch was live, %s, did not reach it", first.GetId())
 	}
 
-	// Now live: a dry run is not sent, a real review is, and so is its replay not.
-	dry, err := c.Review(ctx, newSuggestion(suggestionID(t, "dry")), council.DryRun())
+	// A dry run is not sent, a real review is, and so is its replay not.
+	dry, err := c.Decide(ctx, newSuggestion(suggestionID(t, "dry")), council.DryRun())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := newSuggestion(suggestionID(t, "real"))
 	rid := council.NewRequestID()
-	d, err := c.Review(ctx, s, council.WithRequestID(rid))
+	d, err := c.Decide(ctx, s, council.WithRequestID(rid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Review(ctx, s, council.WithRequestID(rid)); err != nil {
+	if _, err := c.Decide(ctx, s, council.WithRequestID(rid)); err != nil {
 		t.Fatal(err)
 	}
-	marker, err := c.Review(ctx, newSuggestion(suggestionID(t, "marker")))
+	marker, err := c.Decide(ctx, newSuggestion(suggestionID(t, "marker")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,11 +621,21 @@ func TestWatchReceivesReviewsStoredAfterItBegan(t *testing.T) {
 		}
 	}
 
+	// Cancelled by its caller, the watch ends cleanly: no error.
 	stop()
+	timeout := time.After(5 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case _, ok := <-events:
+			ended = !ok
+		case <-timeout:
+			t.Fatal("the watch did not end after its context was cancelled")
+		}
+	}
 	select {
-	case <-events:
-	case <-time.After(5 * time.Second):
-		t.Error("the watch did not end after its context was cancelled")
+	case err := <-watchErr:
+		t.Errorf("the cancelled watch ended with %v, want no error", err)
+	default:
 	}
 }
 
@@ -610,9 +645,15 @@ func TestDryRunStreamsVotesAndStoresNothing(t *testing.T) {
 	s := newSuggestion(suggestionID(t, "dry"))
 
 	votes := 0
-	d, err := c.Review(ctx, s, council.DryRun(), council.OnVote(func(*councilv1.Vote) { votes++ }))
-	if err != nil {
-		t.Fatal(err)
+	var d *councilv1.Decision
+	for ev, err := range c.Review(ctx, s, council.DryRun()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Vote != nil {
+			votes++
+		}
+		d = ev.Decision
 	}
 	if votes != 5 || len(d.GetVotes()) != 5 {
 		t.Errorf("dry run streamed %d votes and decided on %d, want 5 and 5", votes, len(d.GetVotes()))
@@ -632,7 +673,7 @@ func TestOutcomeSummaryLessonsAndReviewers(t *testing.T) {
 	c := dial(t)
 	ctx := bounded(t, 15*time.Second)
 
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "s")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "s")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,8 +68,8 @@ type GuardVerdict struct {
 	Conditions []string
 }
 
-// GuardOption configures Guard: every ReviewOption (OnVote, WithRequestID, WithSupersedes; not
-// DryRun), and OnDecision.
+// GuardOption configures Guard: every ReviewOption (WithRequestID, WithSupersedes; not DryRun),
+// OnVote and OnDecision.
 type GuardOption interface {
 	applyGuard(*guardOptions)
 }
@@ -84,6 +84,14 @@ func (o ReviewOption) applyGuard(g *guardOptions) { o(&g.review) }
 type guardOptionFunc func(*guardOptions)
 
 func (f guardOptionFunc) applyGuard(g *guardOptions) { f(g) }
+
+// OnVote calls fn with each vote as soon as it is cast, in reviewer order, before the council's
+// decision. fn runs on the caller's goroutine and is called once per reviewer, even when the
+// review is retried (votes that a retry replays are not passed again). Review yields the same
+// votes, with the decision id, to a caller that ranges over it.
+func OnVote(fn func(*councilv1.Vote)) GuardOption {
+	return guardOptionFunc(func(g *guardOptions) { g.review.onVote = fn })
+}
 
 // OnDecision calls fn with the council's decision as soon as it is made (its id is what approvers
 // need), then again each time people change it while Guard waits (a verdict, the final status).
@@ -106,10 +114,10 @@ func OnDecision(fn func(*councilv1.Decision)) GuardOption {
 //	}
 //
 // Allowed is true only when the decision ended APPROVED. ctx bounds the whole guard (without a
-// deadline, DefaultGuardTimeout does); the review is bounded by the WithTimeout default too. A
-// decision still pending when ctx's deadline passes gives a verdict with TimedOut set and a nil
-// error. A review that fails, or a wait that fails otherwise, returns the error; cancelling ctx
-// returns a CANCELED error.
+// deadline, DefaultGuardTimeout does); the review is bounded by the WithReviewTimeout default
+// too. A decision still pending when ctx's deadline passes gives a verdict with TimedOut set and
+// a nil error. A review that fails, or a wait that fails otherwise, returns the error; cancelling
+// ctx returns a CANCELED error.
 func (c *Client) Guard(ctx context.Context, s *councilv1.Suggestion, opts ...GuardOption) (*GuardVerdict, error) {
 	var o guardOptions
 	for _, opt := range opts {
@@ -124,9 +132,7 @@ func (c *Client) Guard(ctx context.Context, s *councilv1.Suggestion, opts ...Gua
 		ctx, cancel = context.WithTimeout(ctx, DefaultGuardTimeout)
 		defer cancel()
 	}
-	reviewCtx, cancelReview := c.withReviewTimeout(ctx)
-	decision, err := c.review(reviewCtx, s, o.review)
-	cancelReview()
+	decision, err := c.guardReview(ctx, s, o.review)
 	if err != nil {
 		return nil, err
 	}
@@ -136,31 +142,34 @@ func (c *Client) Guard(ctx context.Context, s *councilv1.Suggestion, opts ...Gua
 	if isFinal(decision) {
 		return guardVerdict(decision, 0), nil
 	}
-	for d, err := range c.awaitStates(ctx, decision.GetId(), decision) {
-		if err != nil {
-			// The only deadline of the wait is the guard's own: the decision is still pending.
-			if Code(err) == codes.DeadlineExceeded {
-				return guardVerdict(decision, time.Since(started)), nil
-			}
-			return nil, err
-		}
+	err = c.awaitStates(ctx, decision.GetId(), decision, func() {}, func(d *councilv1.Decision) bool {
 		decision = d
 		if o.onDecision != nil {
 			o.onDecision(d)
 		}
-	}
-	if !isFinal(decision) {
+		return true
+	})
+	switch {
+	case err == nil:
+		return guardVerdict(decision, 0), nil
+	case Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
+		// The only deadline of the wait is the guard's own: the decision is still pending.
+		return guardVerdict(decision, time.Since(started)), nil
+	case errors.Is(err, context.Canceled) || Code(err) == codes.Canceled:
 		return nil, FromRPCError(status.Error(codes.Canceled, "council: the guard was cancelled while the decision was pending"))
 	}
-	return guardVerdict(decision, 0), nil
+	return nil, FromRPCError(err)
 }
 
-// withReviewTimeout bounds ctx by the WithTimeout default as well, as a Review on its own is.
-func (c *Client) withReviewTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.cfg.timeout <= 0 {
-		return context.WithCancel(ctx)
+// guardReview runs Guard's review to its decision, bounded by the WithReviewTimeout default as
+// well as by ctx (the guard's deadline is minutes; a review takes a fraction of a second).
+func (c *Client) guardReview(ctx context.Context, s *councilv1.Suggestion, o reviewOptions) (*councilv1.Decision, error) {
+	if c.cfg.reviewTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.reviewTimeout)
+		defer cancel()
 	}
-	return context.WithTimeout(ctx, c.cfg.timeout)
+	return decisionOf(c.review(ctx, s, o))
 }
 
 var outcomeOf = map[councilv1.DecisionStatus]GuardOutcome{

@@ -76,7 +76,7 @@ func (o *outcomeCalls) snapshot() ([]string, []codes.Code) {
 func TestRecordOutcomeWithTheSameRequestIDRecordsOnce(t *testing.T) {
 	c := dial(t)
 	ctx := bounded(t, 15*time.Second)
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "s")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "s")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestRecordOutcomeReusedRequestIDWithAnotherOutcomeFailsPrecondition(t *test
 	calls := &outcomeCalls{}
 	c := dial(t, council.WithDialOptions(grpc.WithUnaryInterceptor(calls.intercept)))
 	ctx := bounded(t, 15*time.Second)
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "s")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "s")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestRecordOutcomeIsRetriedWithTheSameRequestID(t *testing.T) {
 func TestRecordOutcomeRetryAfterALostReplyRecordsOnce(t *testing.T) {
 	c := dial(t)
 	ctx := bounded(t, 15*time.Second)
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "s")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "s")))
 	if err != nil {
 		t.Fatal(err)
 	}

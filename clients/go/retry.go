@@ -10,10 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// NewRequestID returns a random idempotency key (32 hex digits) for ReviewSuggestion or
-// RecordOutcome. Review and RecordOutcome make one themselves; make your own and pass it with
-// WithRequestID or WithOutcomeRequestID when a retry may come from another process, for example
-// after a restart.
+// NewRequestID returns a random idempotency key (32 hex digits) for ReviewSuggestion,
+// RecordOutcome or ResolveDecision. Review, RecordOutcome and Resolve make one themselves; make
+// your own and pass it with WithRequestID, WithOutcomeRequestID or WithVerdictRequestID when a
+// retry may come from another process, for example after a restart.
 func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
@@ -21,21 +21,35 @@ func NewRequestID() string {
 }
 
 // retry runs call until it succeeds, fails with a code other than UNAVAILABLE, has been tried
-// maxAttempts times, or ctx is done; it returns the last attempt's error.
+// maxAttempts times, or the next wait would end past ctx's deadline (or ctx ends during it); it
+// returns the last attempt's error. Every attempt runs under ctx, so one deadline bounds them all.
 func (c *Client) retry(ctx context.Context, call func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := call(ctx)
 		if err == nil || Code(err) != codes.Unavailable || attempt >= c.cfg.maxAttempts {
 			return err
 		}
-		if !sleep(ctx, c.backoff(attempt)) {
+		if !c.sleepBackoff(ctx, attempt) {
 			return err
 		}
 	}
 }
 
+// sleepBackoff waits before the retry that follows the given failed attempt (1-based). It
+// returns false at once if that wait would end past ctx's deadline (the retry could not finish
+// in time, so the caller gets the last error now rather than DEADLINE_EXCEEDED later), or as soon
+// as ctx ends.
+func (c *Client) sleepBackoff(ctx context.Context, attempt int) bool {
+	d := c.backoff(attempt)
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
+		return false
+	}
+	return sleep(ctx, d)
+}
+
 // backoff is the wait after the given failed attempt (1-based): the base doubled per attempt,
-// capped, with "equal jitter" so that clients that failed together do not retry together.
+// capped, with full jitter (a random wait between zero and that), so that clients that failed
+// together do not retry together.
 func (c *Client) backoff(attempt int) time.Duration {
 	d := c.cfg.backoff
 	for i := 1; i < attempt && d < c.cfg.maxBackoff; i++ {
@@ -45,8 +59,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	half := d / 2
-	return half + mathrand.N(d-half+1)
+	return mathrand.N(d + 1)
 }
 
 // sleep waits for d, or returns false as soon as ctx is done.

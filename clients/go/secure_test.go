@@ -102,7 +102,7 @@ func TestTLSWithAPrivateCAAndAToken(t *testing.T) {
 	env := secure(t)
 	c := dialAt(t, env.tlsAddr, council.WithRootCAs(env.ca), council.WithToken(env.agentToken))
 	ctx := bounded(t, 15*time.Second)
-	d, err := c.Review(ctx, newSuggestion(suggestionID(t, "tls")))
+	d, err := c.Decide(ctx, newSuggestion(suggestionID(t, "tls")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestPlaintextOrUntrustedTLSCannotTalkToTheTLSServer(t *testing.T) {
 func TestMTLSClientCertificateNamesThePrincipal(t *testing.T) {
 	env := secure(t)
 	c := dialAt(t, env.mtlsAddr, council.WithRootCAs(env.ca), council.WithClientCertificate(env.clientCert, env.clientKey))
-	d, err := c.Review(bounded(t, 15*time.Second), newSuggestion(suggestionID(t, "mtls")))
+	d, err := c.Decide(bounded(t, 15*time.Second), newSuggestion(suggestionID(t, "mtls")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestMissingOrWrongTokenIsUnauthenticatedAndNotRetried(t *testing.T) {
 			if !council.IsUnauthenticated(err) || e.Retryable() {
 				t.Errorf("IsUnauthenticated %v, Retryable %v", council.IsUnauthenticated(err), e.Retryable())
 			}
-			_, err = c.Review(ctx, newSuggestion(suggestionID(t, "unauth")))
+			_, err = c.Decide(ctx, newSuggestion(suggestionID(t, "unauth")))
 			if !errors.Is(err, council.ErrUnauthenticated) {
 				t.Errorf("Review: %v, want ErrUnauthenticated", err)
 			}
@@ -220,7 +220,7 @@ func TestPrincipalWithoutTheRoleIsPermissionDenied(t *testing.T) {
 	if _, err := c.Summary(ctx); err != nil {
 		t.Fatalf("Summary (open to every role): %v", err)
 	}
-	_, err := c.Review(ctx, newSuggestion(suggestionID(t, "denied")))
+	_, err := c.Decide(ctx, newSuggestion(suggestionID(t, "denied")))
 	var e *council.Error
 	if !errors.Is(err, council.ErrPermissionDenied) || !errors.As(err, &e) || !strings.Contains(e.Message, "agent") {
 		t.Fatalf("Review: %v, want ErrPermissionDenied naming the role agent", err)
@@ -239,11 +239,11 @@ func TestRateLimitedReviewIsResourceExhaustedAfterOneAttempt(t *testing.T) {
 	c := dialAt(t, env.limitedAddr, council.WithRootCAs(env.ca), council.WithToken(env.agentToken),
 		council.WithRetry(5, time.Millisecond, 5*time.Millisecond), streamCounter(&streams))
 	ctx := bounded(t, 15*time.Second)
-	if _, err := c.Review(ctx, newSuggestion(suggestionID(t, "first"))); err != nil {
+	if _, err := c.Decide(ctx, newSuggestion(suggestionID(t, "first"))); err != nil {
 		t.Fatalf("first review (within the burst): %v", err)
 	}
 	streams.Store(0)
-	_, err := c.Review(ctx, newSuggestion(suggestionID(t, "second")))
+	_, err := c.Decide(ctx, newSuggestion(suggestionID(t, "second")))
 	var e *council.Error
 	if !errors.Is(err, council.ErrResourceExhausted) || !errors.As(err, &e) || !strings.Contains(e.Message, "rate") {
 		t.Fatalf("second review: %v, want ErrResourceExhausted about the rate", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"iter"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -59,79 +58,88 @@ func (c *Client) Resolve(ctx context.Context, decisionID string, verdict council
 	return res.GetDecision(), nil
 }
 
-// AwaitDecision streams the states of a decision as people decide it: the current one at once,
-// then one per change (a verdict, the status), and stops after a final status (APPROVED,
+// AwaitDecision waits for people to decide a decision: it streams its states, the current one at
+// once, then one per change (a verdict, the status), and stops after a final status (APPROVED,
 // REJECTED, EXPIRED or SUPERSEDED).
 //
-//	for d, err := range client.AwaitDecision(ctx, id) {
+//	a := client.AwaitDecision(ctx, id)
+//	defer a.Close()
+//	for d, err := range a.All() {
 //		if err != nil {
 //			return err
 //		}
 //		fmt.Println(d.GetStatus(), len(d.GetVerdicts()))
 //	}
 //
-// ctx bounds the wait; the WithTimeout default does not apply (the decision's expiry ends it).
-// When ctx's deadline passes the iterator yields a DEADLINE_EXCEEDED error; when ctx is
-// cancelled, or the loop body breaks, it stops without one. UNAVAILABLE (a replica shutting
-// down) is retried as WithRetry says by awaiting again, which resumes; a state already yielded is
-// not yielded twice. Other errors (NOT_FOUND for an unknown decision, …) are yielded with a nil
-// decision, and end the iteration.
-func (c *Client) AwaitDecision(ctx context.Context, decisionID string) iter.Seq2[*councilv1.Decision, error] {
-	return c.awaitStates(ctx, decisionID, nil)
+// The wait opens at once; Ready is closed once the server's response headers arrive (with the
+// current state). ctx bounds it; the WithTimeout default does not apply (the decision's expiry
+// ends it). When ctx's deadline passes the loop gets a DEADLINE_EXCEEDED error; when the caller
+// cancels ctx, calls Close, or breaks out of the loop, it ends without one. UNAVAILABLE (a replica
+// shutting down, a lost connection) is retried as WithRetry says by awaiting again, which resumes:
+// the server sends the current state first, and a state already yielded is not yielded twice.
+// Other errors (NOT_FOUND for an unknown decision, …) are yielded with a nil decision, and end the
+// iteration.
+func (c *Client) AwaitDecision(ctx context.Context, decisionID string) *Stream[*councilv1.Decision] {
+	return openStream(ctx, func(ctx context.Context, live func(), emit func(*councilv1.Decision) bool) error {
+		return c.awaitStates(ctx, decisionID, nil, live, emit)
+	})
 }
 
-// awaitStates is AwaitDecision, skipping states that say nothing new since `since` (if given).
-func (c *Client) awaitStates(caller context.Context, decisionID string, since *councilv1.Decision) iter.Seq2[*councilv1.Decision, error] {
-	return func(yield func(*councilv1.Decision, error) bool) {
-		ctx, cancel := context.WithCancel(caller)
-		defer cancel()
-		last := since
-		failures := 0
-		for {
-			err := func() error {
-				ctx, cancel := context.WithCancel(ctx)
-				defer cancel()
-				stream, err := c.rpc.AwaitDecision(ctx, &councilv1.AwaitDecisionRequest{DecisionId: decisionID})
+// awaitStates passes each new state of the decision to emit until a final one, skipping states
+// that say nothing new since `since` (if given), and awaiting again after UNAVAILABLE. It returns
+// nil once a final state was emitted, ctx's error if emit refused a state, or the call's error.
+func (c *Client) awaitStates(ctx context.Context, decisionID string, since *councilv1.Decision, live func(), emit func(*councilv1.Decision) bool) error {
+	last := since
+	failures := 0
+	for {
+		err := func() error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stream, err := c.rpc.AwaitDecision(ctx, &councilv1.AwaitDecisionRequest{DecisionId: decisionID})
+			if err != nil {
+				return err
+			}
+			if md, _ := stream.Header(); md != nil {
+				live()
+			}
+			for {
+				res, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					return status.Error(codes.Internal, "council: the await stream ended before the decision reached a final status")
+				}
 				if err != nil {
 					return err
 				}
-				for {
-					res, err := stream.Recv()
-					if errors.Is(err, io.EOF) {
-						return status.Error(codes.Internal, "council: the await stream ended before the decision reached a final status")
-					}
-					if err != nil {
-						return err
-					}
-					failures = 0
-					d := res.GetDecision()
-					if last == nil || changed(last, d) {
-						last = d
-						if !yield(d, nil) {
-							return errStop
-						}
-					}
-					if isFinal(d) {
+				failures = 0
+				d := res.GetDecision()
+				if last == nil || changed(last, d) {
+					last = d
+					if !emit(d) {
 						return errStop
 					}
 				}
-			}()
-			if errors.Is(err, errStop) || errors.Is(caller.Err(), context.Canceled) {
-				return
-			}
-			failures++
-			if Code(err) != codes.Unavailable || failures >= c.cfg.maxAttempts || !sleep(ctx, c.backoff(failures)) {
-				if errors.Is(caller.Err(), context.Canceled) {
-					return
+				if isFinal(d) {
+					return nil
 				}
-				yield(nil, FromRPCError(err))
-				return
 			}
+		}()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errStop) {
+			return ctx.Err()
+		}
+		if ctx.Err() != nil {
+			return err // the call's CANCELED or DEADLINE_EXCEEDED
+		}
+		failures++
+		if Code(err) != codes.Unavailable || failures >= c.cfg.maxAttempts || !c.sleepBackoff(ctx, failures) {
+			return err
 		}
 	}
 }
 
-// errStop ends an await that is done: final, or its loop body broke.
+// errStop ends an attempt whose states nobody takes any more (the loop broke, the caller left).
 var errStop = errors.New("stop")
 
 // statusOf is the decision's status. A server older than human verdicts sends none: then

@@ -176,7 +176,7 @@ func pendingWith(verdicts int) func(*councilv1.Decision) bool {
 
 func review(t *testing.T, c *council.Client, s *councilv1.Suggestion, opts ...council.ReviewOption) *councilv1.Decision {
 	t.Helper()
-	d, err := c.Review(bounded(t, 15*time.Second), s, opts...)
+	d, err := c.Decide(bounded(t, 15*time.Second), s, opts...)
 	if err != nil {
 		t.Fatalf("Review: %v", err)
 	}
@@ -376,7 +376,7 @@ func TestAwaitDecisionEndsAfterAnotherPrincipalsVerdicts(t *testing.T) {
 	done := make(chan error, 1)
 	ctx := bounded(t, 30*time.Second)
 	go func() {
-		for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()) {
+		for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()).All() {
 			if err != nil {
 				done <- err
 				return
@@ -413,7 +413,7 @@ func TestAwaitDecisionCutByTheNetworkIsAwaitedAgain(t *testing.T) {
 	done := make(chan error, 1)
 	ctx := bounded(t, 30*time.Second)
 	go func() {
-		for state, err := range flaky.AwaitDecision(ctx, d.GetId()) {
+		for state, err := range flaky.AwaitDecision(ctx, d.GetId()).All() {
 			if err != nil {
 				done <- err
 				return
@@ -446,7 +446,7 @@ func TestAwaitDecisionOfAFinalDecisionSendsItOnce(t *testing.T) {
 	e := lifecycle(t)
 	d := review(t, e.agentC, newSuggestion(suggestionID(t, "auto")))
 	var got []councilv1.DecisionStatus
-	for state, err := range e.agentC.AwaitDecision(bounded(t, 10*time.Second), d.GetId()) {
+	for state, err := range e.agentC.AwaitDecision(bounded(t, 10*time.Second), d.GetId()).All() {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,7 +465,7 @@ func TestAwaitDecisionDeadlineYieldsDeadlineExceededAfterTheCurrentState(t *test
 	started := time.Now()
 	var got []councilv1.DecisionStatus
 	var last error
-	for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()) {
+	for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()).All() {
 		if err != nil {
 			last = err
 			break
@@ -491,7 +491,7 @@ func TestAwaitDecisionCancelEndsQuietly(t *testing.T) {
 	seen := newStates()
 	done := make(chan error, 1)
 	go func() {
-		for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()) {
+		for state, err := range e.agentC.AwaitDecision(ctx, d.GetId()).All() {
 			if err != nil {
 				done <- err
 				return
@@ -517,7 +517,7 @@ func TestAwaitDecisionCancelEndsQuietly(t *testing.T) {
 
 func TestAwaitDecisionOfAnUnknownDecisionIsNotFound(t *testing.T) {
 	e := lifecycle(t)
-	for _, err := range e.agentC.AwaitDecision(bounded(t, 10*time.Second), "dec-does-not-exist") {
+	for _, err := range e.agentC.AwaitDecision(bounded(t, 10*time.Second), "dec-does-not-exist").All() {
 		if !errors.Is(err, council.ErrNotFound) {
 			t.Errorf("got %v, want NOT_FOUND", err)
 		}

@@ -2,7 +2,9 @@
 # Tests the Python client against a live Council server at $COUNCIL_TEST_ADDR (host:port):
 # creates clients/python/.venv if missing, installs the package (as a wheel, not editable, so that
 # packaging is tested too) with the pinned tools of requirements-dev.txt, runs mypy --strict on the
-# package, the example and the tests, then pytest. Needs python3 (3.10+) with venv and PyPI.
+# package, the examples and the tests, then pytest (sync and asyncio tests; tests/test_install.py
+# also installs the package into fresh virtualenvs outside the repository, from a directory and from
+# a wheel). Needs python3 (3.10+) with venv, git, and PyPI.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +35,7 @@ echo "== installing council-client and the test tools"
 echo "== mypy --strict"
 # Checked from the installed package, as users see it (py.typed and the generated .pyi stubs).
 "$py" -m mypy --strict -p council_client
-"$py" -m mypy --strict examples/agent.py tests
+"$py" -m mypy --strict examples tests
 
 echo "== pytest against $COUNCIL_TEST_ADDR"
 "$py" -m pytest

@@ -7,6 +7,13 @@ drop in the middle of a stream, as when a server or a load balancer dies. With `
 the n-th DATA frame is dropped instead of forwarded: the server has handled the call and sent its
 reply, which never reaches the client (a unary reply lost mid-flight). Later connections pass
 through untouched.
+
+With ``hold_replies_for=s``, on *every* connection, the server's frames of calls (HTTP/2 streams
+other than 0) are dropped, while those of the connection itself (settings, pings) pass, and the
+connection is closed ``s`` seconds after the first dropped frame: each call waits ``s`` seconds
+for an answer that never comes, then fails UNAVAILABLE, as behind a server that hangs and then
+dies. Every attempt of a retried call costs ``s`` seconds, which is what an overall deadline
+across retries is tested with.
 """
 
 from __future__ import annotations
@@ -43,11 +50,13 @@ class FaultyProxy:
         port: int = 0,
         cut_after_data_frames: int | None = None,
         lose_reply: bool = False,
+        hold_replies_for: float | None = None,
     ) -> None:
         host, _, target_port = target.rpartition(":")
         self._target = (host.strip("[]"), int(target_port))
         self._cut_after = cut_after_data_frames
         self._lose_reply = lose_reply
+        self._hold_for = hold_replies_for
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", port))
@@ -95,6 +104,11 @@ class FaultyProxy:
                 self._sockets += [client, server]
             cut = self._cut_after if first else None
             threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+            if self._hold_for is not None:
+                threading.Thread(
+                    target=self._pipe_holding, args=(server, client, self._hold_for), daemon=True
+                ).start()
+                continue
             threading.Thread(
                 target=self._pipe_frames if cut else self._pipe,
                 args=(server, client, cut) if cut else (server, client),
@@ -135,6 +149,35 @@ class FaultyProxy:
         finally:
             _close(src)
             _close(dst)
+
+
+    def _pipe_holding(self, src: socket.socket, dst: socket.socket, hold_for: float) -> None:
+        timer: threading.Timer | None = None
+
+        def cut() -> None:
+            with self._lock:
+                self.cuts += 1
+            _close(src)
+            _close(dst)
+
+        try:
+            while True:
+                header = _read_exactly(src, _FRAME_HEADER)
+                length = int.from_bytes(header[:3], "big")
+                stream_id = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+                frame = header + _read_exactly(src, length)
+                if stream_id == 0:
+                    dst.sendall(frame)
+                elif timer is None:
+                    timer = threading.Timer(hold_for, cut)
+                    timer.daemon = True
+                    timer.start()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            if timer is None:
+                _close(src)
+                _close(dst)
 
 
 def _close(sock: socket.socket) -> None:

@@ -14,65 +14,33 @@ Nothing sleeps for a fixed time: each step waits for the state or callback it ne
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
 import council_client as cc
 from faulty_proxy import FaultyProxy
-
-_NAMES = (
-    "COUNCIL_TEST_LIFECYCLE_ADDR",
-    "COUNCIL_TEST_AGENT_TOKEN",
-    "COUNCIL_TEST_AGENT_PRINCIPAL",
-    "COUNCIL_TEST_APPROVER_TOKEN",
-    "COUNCIL_TEST_APPROVER_PRINCIPAL",
-    "COUNCIL_TEST_APPROVER2_TOKEN",
-    "COUNCIL_TEST_APPROVER2_PRINCIPAL",
+from verdict_support import (
+    APPROVED,
+    EXPIRED,
+    PENDING,
+    REJECTED,
+    Lifecycle,
+    auto_approved,
+    deferred,
+    lifecycle_server,
+    needs_people,
+    vetoed,
 )
-
-PENDING = cc.DecisionStatus.DECISION_STATUS_PENDING
-APPROVED = cc.DecisionStatus.DECISION_STATUS_APPROVED
-REJECTED = cc.DecisionStatus.DECISION_STATUS_REJECTED
-EXPIRED = cc.DecisionStatus.DECISION_STATUS_EXPIRED
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    addr: str
-    agent_token: str
-    agent: str
-    alice_token: str
-    alice: str
-    bob_token: str
-    bob: str
 
 
 @pytest.fixture(scope="module")
 def lifecycle() -> Lifecycle:
-    missing = [name for name in _NAMES if not os.environ.get(name)]
-    if missing:
-        pytest.fail(
-            f"set {', '.join(missing)}: these tests need the lifecycle server that the "
-            "repository's test/clients.test.ts starts (npx mocha test/clients.test.ts)",
-            pytrace=False,
-        )
-    env = os.environ
-    return Lifecycle(
-        addr=env["COUNCIL_TEST_LIFECYCLE_ADDR"],
-        agent_token=env["COUNCIL_TEST_AGENT_TOKEN"],
-        agent=env["COUNCIL_TEST_AGENT_PRINCIPAL"],
-        alice_token=env["COUNCIL_TEST_APPROVER_TOKEN"],
-        alice=env["COUNCIL_TEST_APPROVER_PRINCIPAL"],
-        bob_token=env["COUNCIL_TEST_APPROVER2_TOKEN"],
-        bob=env["COUNCIL_TEST_APPROVER2_PRINCIPAL"],
-    )
+    return lifecycle_server()
 
 
 @pytest.fixture(scope="module")
@@ -98,46 +66,6 @@ def background() -> Iterator[ThreadPoolExecutor]:
     """Runs a guard or a wait in another thread while the test plays the approvers."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield pool
-
-
-def needs_people(sid: str) -> cc.Suggestion:
-    """Medium risk, five approvals, not auto-fixable: HUMAN_APPROVE (2 approvals, 10 minutes)."""
-    return cc.build_suggestion(
-        sid,
-        "Reindex the orders table",
-        risk="medium",
-        impact="low",
-        description="Rebuild the index on created_at.",
-        fix_steps=["Build the new index concurrently", "Drop the old one"],
-    )
-
-
-def auto_approved(sid: str) -> cc.Suggestion:
-    return cc.build_suggestion(
-        sid,
-        "Tidy the retry helper",
-        risk="low",
-        impact="low",
-        auto_fixable=True,
-        fix_steps=["Apply the patch", "Run the tests"],
-    )
-
-
-def deferred(sid: str) -> cc.Suggestion:
-    """High risk and transformative: two reviewers need more information, DEFER (1 s here)."""
-    return cc.build_suggestion(
-        sid,
-        "Rewrite the storage engine",
-        risk="high",
-        impact="transformative",
-        fix_steps=["Write it", "Migrate"],
-    )
-
-
-def vetoed(sid: str) -> cc.Suggestion:
-    return cc.build_suggestion(
-        sid, "Temporarily bypasses authentication", risk="medium", impact="low"
-    )
 
 
 class States:

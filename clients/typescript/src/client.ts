@@ -1,9 +1,19 @@
 /**
  * The hand-written layer over the generated grpc-js client: connect once, then one call per task.
- * Reviews, outcomes and verdicts get a request_id (generated if absent) that every retry reuses, so
- * a retry never makes a second decision or counts a verdict twice; only UNAVAILABLE is retried,
- * and only for calls that are safe to repeat. `guard` is the one call an agent makes before it
- * acts: review, wait for people if the decision is pending, and answer allowed or not, with why.
+ *
+ * The same shape as the Python and Go clients (the repository README compares them):
+ * - every call takes `{ signal, timeoutMs }`; `timeoutMs` is one deadline for the whole call,
+ *   retries included (30 s for unary calls, 60 s for a review; none for a watch or an await);
+ * - only UNAVAILABLE is retried, and only for calls safe to repeat: reads, and the writes that
+ *   carry a request_id (review, recordOutcome, resolve), generated once and reused by every
+ *   attempt so that a retry never makes a second decision or counts a verdict twice; 4 attempts
+ *   in all, backoff 100 ms doubling to 2 s with full jitter, never past the deadline;
+ * - cancelling (aborting `signal`, or `break` out of an iteration) cancels the call on the
+ *   server; an iteration then ends without an error, a promise rejects with a CancelledError;
+ * - every failure is a CouncilError subclass per status family (errors.ts).
+ *
+ * `guard` is the one call an agent makes before it acts: review, wait for people if the decision
+ * is pending, and answer allowed or not, with why.
  */
 import { randomUUID } from "node:crypto";
 import { ChannelCredentials, credentials, Metadata, status, type ClientReadableStream } from "@grpc/grpc-js";
@@ -31,9 +41,18 @@ import { changed, guardVerdict, isFinal, type GuardVerdict } from "./guard.js";
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
   attempts: number;
+  /** The longest wait before the second attempt; it doubles for each later one. */
   initialBackoffMs: number;
+  /** The cap of that doubling. Each wait is drawn at random below it ("full jitter"). */
   maxBackoffMs: number;
 }
+
+/** The deadline of a unary call, retries included, unless `ConnectOptions.timeoutMs` or the call's own `timeoutMs` says otherwise. */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+/** The deadline of a whole review (the stream of votes and the decision), retries included. */
+export const DEFAULT_REVIEW_TIMEOUT_MS = 60_000;
+/** Retries of UNAVAILABLE: 4 attempts in all, waits drawn below 100 ms, 200 ms, 400 ms (capped at 2 s). */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({ attempts: 4, initialBackoffMs: 100, maxBackoffMs: 2000 });
 
 /** TLS settings; every field is optional, and PEM may be given as a Buffer or a string. */
 export interface TlsOptions {
@@ -61,17 +80,33 @@ export interface ConnectOptions {
    * text: send one without TLS only on a trusted network.
    */
   token?: string;
-  /** Deadline of unary calls, in ms (default 30 000). */
+  /** The deadline of each unary call, retries included, in ms (default DEFAULT_CALL_TIMEOUT_MS: 30 s). */
   timeoutMs?: number;
-  /** Deadline of a whole review stream, in ms (default 60 000). */
+  /** The deadline of a whole review, retries included, in ms (default DEFAULT_REVIEW_TIMEOUT_MS: 60 s). */
   reviewTimeoutMs?: number;
+  /** How UNAVAILABLE is retried (default DEFAULT_RETRY_POLICY). */
   retry?: Partial<RetryPolicy>;
 }
 
 /** A suggestion: id, title, risk and impact are required; the rest defaults to empty. */
 export type SuggestionInput = Partial<Suggestion> & Pick<Suggestion, "id" | "title" | "risk" | "impact">;
 
-export interface ReviewOptions {
+/** A deadline and a way to cancel: every call takes them. */
+export interface CallOptions {
+  /**
+   * Aborting cancels the call, on the server too. A promise then rejects with a CancelledError;
+   * an iteration (votes, a listing, a watch, an await) ends without an error.
+   */
+  signal?: AbortSignal;
+  /**
+   * The call's deadline, in ms from now, retries included: no attempt and no wait between two
+   * runs past it. Defaults: DEFAULT_CALL_TIMEOUT_MS for unary calls (each page of a listing),
+   * DEFAULT_REVIEW_TIMEOUT_MS for a review, none for a watch or an await.
+   */
+  timeoutMs?: number;
+}
+
+export interface ReviewOptions extends CallOptions {
   /** Idempotency key; generated when absent, and reused by every retry. */
   requestId?: string;
   /** Stream the votes and decision but store nothing. */
@@ -81,17 +116,33 @@ export interface ReviewOptions {
    * more information): once this review is stored, that one becomes SUPERSEDED.
    */
   supersedes?: string;
-  timeoutMs?: number;
-  /** Aborting cancels the review (the iteration and `decision` then reject with a CancelledError). */
-  signal?: AbortSignal;
 }
 
-/** A deadline and a way to cancel, for the calls that take them. */
-export interface CallOptions {
-  /** Aborting cancels the call. */
-  signal?: AbortSignal;
-  /** The call's deadline, in ms from now, retries included. */
-  timeoutMs?: number;
+/** Which decisions `listDecisions` returns, and how many per page. */
+export interface DecisionFilter {
+  decisionType?: DecisionType;
+  suggestionId?: string;
+  status?: DecisionStatus;
+  oldestFirst?: boolean;
+  pageSize?: number;
+}
+
+export interface OutcomeDetails extends CallOptions {
+  notes?: string;
+  lessons?: string;
+  /** Idempotency key; generated when absent, and reused by every retry. */
+  requestId?: string;
+}
+
+export interface WatchOptions extends CallOptions {
+  /** Only decisions of this type (their votes too); every type by default. */
+  decisionType?: DecisionType;
+  /** Each review's votes before its decision. */
+  includeVotes?: boolean;
+  /** A stored decision again each time its status, verdicts or outcome change. */
+  includeUpdates?: boolean;
+  /** Called once, when the watch is live (as `Watch.ready` resolves). */
+  onLive?: () => void;
 }
 
 /** A person's verdict: `"approve"`, `"reject"`, or the enum value. */
@@ -131,8 +182,6 @@ export const DEFAULT_GUARD_TIMEOUT_MS = 600_000;
 
 export type WatchEvent = { kind: "vote"; vote: Vote; decisionId: string; suggestionId: string } | { kind: "decision"; decision: Decision };
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 4, initialBackoffMs: 100, maxBackoffMs: 2000 };
-
 export function connect(address: string, options: ConnectOptions = {}): CouncilClient {
   return new CouncilClient(address, options);
 }
@@ -167,7 +216,19 @@ function channelCredentials(tls: ConnectOptions["tls"]): ChannelCredentials {
   return credentials.createSsl(pem(tls.rootCerts), pem(tls.privateKey), pem(tls.certChain));
 }
 
+/** The instant `timeoutMs` from now; a TypeError for a timeout that is not a finite number ≥ 0. */
+function deadlineAfter(timeoutMs: number): Date {
+  if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new TypeError(`timeoutMs must be a finite number of milliseconds ≥ 0, not ${String(timeoutMs)}`);
+  }
+  return new Date(Date.now() + timeoutMs);
+}
+
+/** Whether `err` is the CANCELLED that the caller's own cancelling caused (an iteration then ends quietly). */
+const cancelledBy = (err: unknown, signal: AbortSignal | undefined) => err instanceof CancelledError && signal?.aborted === true;
+
 export class CouncilClient {
+  // `stub` keeps its name: the council CLI reads its channel for health checks (cli/health.ts).
   private readonly stub: CouncilServiceClient;
   private readonly retry: RetryPolicy;
 
@@ -181,7 +242,8 @@ export class CouncilClient {
       channelCredentials(options.tls),
       serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName },
     );
-    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    if (!(this.retry.attempts >= 1)) throw new TypeError("connect: retry.attempts must be at least 1");
   }
 
   close(): void {
@@ -194,46 +256,49 @@ export class CouncilClient {
     return md;
   }
 
+  /** The deadline of a unary call started now: the call's own timeout, or the client's, or 30 s. */
   private deadline(timeoutMs?: number): Date {
-    return new Date(Date.now() + (timeoutMs ?? this.options.timeoutMs ?? 30_000));
+    return deadlineAfter(timeoutMs ?? this.options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
   }
 
   /**
-   * Runs `attempt` until it succeeds, fails with anything but UNAVAILABLE, or attempts run out; with
-   * `bounds`, also stops retrying once `signal` aborts or the next try would start past `deadline`.
+   * Runs `attempt` until it succeeds, fails with anything but UNAVAILABLE, or attempts run out.
+   * With `bounds`, it also stops once `signal` aborts (CancelledError), and never waits past
+   * `deadline`: when the next wait would end past it, the last attempt's error is thrown.
    */
   async withRetry<T>(attempt: () => Promise<T>, bounds: { deadline?: Date; signal?: AbortSignal } = {}): Promise<T> {
     for (let n = 1; ; n++) {
+      if (bounds.signal?.aborted) throw new CancelledError("the call was cancelled");
       try {
         return await attempt();
       } catch (err) {
         const e = CouncilError.from(err);
         if (!e.retryable || n >= this.retry.attempts) throw e;
         const backoff = this.backoff(n);
-        if (bounds.signal?.aborted || (bounds.deadline && Date.now() + backoff >= bounds.deadline.getTime())) throw e;
+        if (bounds.deadline && Date.now() + backoff >= bounds.deadline.getTime()) throw e;
         await sleep(backoff, bounds.signal);
       }
     }
   }
 
-  /** The wait after failed attempt `n` (from 1): doubled each time, capped, with jitter. */
+  /** The wait after failed attempt `n` (from 1): at random below a bound that doubles each time, capped ("full jitter"). */
   private backoff(n: number): number {
-    const backoff = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * 2 ** (n - 1));
-    return backoff / 2 + Math.random() * (backoff / 2);
+    return Math.random() * Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * 2 ** (n - 1));
   }
 
+  /** One attempt of a unary call, ending at `call.deadline` at the latest, cancelled when `call.signal` aborts. */
   private unary<Req, Res>(
     method: (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: unknown, res: Res) => void) => unknown,
     req: Req,
-    call: { deadline?: Date; signal?: AbortSignal } = {},
+    call: { deadline: Date; signal?: AbortSignal },
   ): Promise<Res> {
     return new Promise((resolve, reject) => {
       if (call.signal?.aborted) {
-        reject(new CancelledError("the call was aborted"));
+        reject(new CancelledError("the call was cancelled"));
         return;
       }
       const abort = () => (pending as { cancel(): void }).cancel();
-      const pending = method.call(this.stub, req, this.metadata(), { deadline: call.deadline ?? this.deadline() }, (err, res) => {
+      const pending = method.call(this.stub, req, this.metadata(), { deadline: call.deadline }, (err, res) => {
         call.signal?.removeEventListener("abort", abort);
         if (err) reject(CouncilError.from(err));
         else resolve(res);
@@ -242,15 +307,34 @@ export class CouncilClient {
     });
   }
 
+  /** A unary call, retried (UNAVAILABLE) within one deadline: `options.timeoutMs`, or the client's. */
+  private unaryCall<Req, Res>(
+    method: (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: unknown, res: Res) => void) => unknown,
+    req: Req,
+    options: CallOptions,
+  ): Promise<Res> {
+    let deadline: Date;
+    try {
+      deadline = this.deadline(options.timeoutMs);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const bounds = { deadline, signal: options.signal };
+    return this.withRetry(() => this.unary(method, req, bounds), bounds);
+  }
+
   /**
    * Reviews a suggestion. Iterate the result for each vote as it is cast; `await review.decision`
-   * for the stored decision (it also works without iterating).
+   * for the stored decision (it also works without iterating). `timeoutMs` (default 60 s, or the
+   * client's `reviewTimeoutMs`) bounds the whole review, retries included. Aborting `signal`, or
+   * `break` out of the votes, cancels the review: the iteration ends, `decision` rejects with a
+   * CancelledError.
    */
   review(suggestion: SuggestionInput, options: ReviewOptions = {}): Review {
     return this.startReview(suggestion, options);
   }
 
-  /** A review; with `until` (ms since the epoch), no attempt runs past it, retries included. */
+  /** A review; with `until` (ms since the epoch), it also ends by then, retries included. */
   private startReview(suggestion: SuggestionInput, options: ReviewOptions, until?: number): Review {
     const requestId = options.dryRun ? "" : (options.requestId ?? randomUUID());
     const request = {
@@ -259,47 +343,48 @@ export class CouncilClient {
       dryRun: options.dryRun ?? false,
       supersedes: options.supersedes ?? "",
     };
-    const { signal } = options;
-    const perAttemptMs = options.timeoutMs ?? this.options.reviewTimeoutMs ?? 60_000;
-    return new Review(requestId, (sink) =>
+    const own = deadlineAfter(options.timeoutMs ?? this.options.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS);
+    const deadline = until === undefined || own.getTime() <= until ? own : new Date(until);
+    return new Review(requestId, options.signal, (sink, signal) =>
       this.withRetry(
         () => {
           sink.attempt();
-          if (signal?.aborted) throw new CancelledError("the review was aborted");
-          const deadline = new Date(Math.min(Date.now() + perAttemptMs, until ?? Infinity));
           const call = this.stub.reviewSuggestion(request, this.metadata(), { deadline });
           const abort = () => call.cancel();
-          signal?.addEventListener("abort", abort, { once: true });
-          return readStream(call, sink.event).finally(() => signal?.removeEventListener("abort", abort));
+          signal.addEventListener("abort", abort, { once: true });
+          return readStream(call, sink.event).finally(() => signal.removeEventListener("abort", abort));
         },
-        { signal, deadline: until === undefined ? undefined : new Date(until) },
+        { signal, deadline },
       ),
     );
   }
 
-  getDecision(id: string): Promise<Decision> {
-    return this.withRetry(() => this.unary(this.stub.getDecision, { id })).then((r) => r.decision!);
+  getDecision(id: string, options: CallOptions = {}): Promise<Decision> {
+    return this.unaryCall(this.stub.getDecision, { id }, options).then((r) => r.decision!);
   }
 
   /**
    * Every decision matching the filter, newest first (`oldestFirst`: oldest first), fetching page
-   * after page. The approvers' queue: `{ status: DecisionStatus.DECISION_STATUS_PENDING, oldestFirst: true }`.
+   * after page; `timeoutMs` bounds each page's request, retries included. The approvers' queue:
+   * `{ status: DecisionStatus.DECISION_STATUS_PENDING, oldestFirst: true }`.
    */
-  async *listDecisions(
-    filter: { decisionType?: DecisionType; suggestionId?: string; status?: DecisionStatus; oldestFirst?: boolean; pageSize?: number } = {},
-  ): AsyncGenerator<Decision> {
+  async *listDecisions(filter: DecisionFilter & CallOptions = {}): AsyncGenerator<Decision> {
     let pageToken = "";
     do {
-      const page = await this.withRetry(() =>
-        this.unary(this.stub.listDecisions, {
-          decisionType: filter.decisionType ?? 0,
-          suggestionId: filter.suggestionId ?? "",
-          pageSize: filter.pageSize ?? 100,
-          pageToken,
-          status: filter.status ?? 0,
-          oldestFirst: filter.oldestFirst ?? false,
-        }),
-      );
+      if (filter.signal?.aborted) return;
+      const request = {
+        decisionType: filter.decisionType ?? 0,
+        suggestionId: filter.suggestionId ?? "",
+        pageSize: filter.pageSize ?? 100,
+        pageToken,
+        status: filter.status ?? 0,
+        oldestFirst: filter.oldestFirst ?? false,
+      };
+      const page = await this.unaryCall(this.stub.listDecisions, request, filter).catch((err: unknown) => {
+        if (cancelledBy(err, filter.signal)) return undefined;
+        throw err;
+      });
+      if (!page) return;
       yield* page.decisions;
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -310,11 +395,7 @@ export class CouncilClient {
    * It carries a request_id (yours, or a generated one) that every retry reuses, so a retry after
    * a lost reply does not append a second lesson.
    */
-  recordOutcome(
-    decisionId: string,
-    outcome: Outcome,
-    details: { notes?: string; lessons?: string; requestId?: string } = {},
-  ): Promise<Decision> {
+  recordOutcome(decisionId: string, outcome: Outcome, details: OutcomeDetails = {}): Promise<Decision> {
     const request = {
       decisionId,
       outcome,
@@ -322,25 +403,31 @@ export class CouncilClient {
       lessons: details.lessons ?? "",
       requestId: details.requestId ?? randomUUID(),
     };
-    return this.withRetry(() => this.unary(this.stub.recordOutcome, request)).then((r) => r.decision!);
+    return this.unaryCall(this.stub.recordOutcome, request, details).then((r) => r.decision!);
   }
 
-  summary(): Promise<GetSummaryResponse> {
-    return this.withRetry(() => this.unary(this.stub.getSummary, {}));
+  summary(options: CallOptions = {}): Promise<GetSummaryResponse> {
+    return this.unaryCall(this.stub.getSummary, {}, options);
   }
 
-  /** Every lesson, newest first, fetching page after page. */
-  async *lessons(options: { pageSize?: number } = {}): AsyncGenerator<Lesson> {
+  /** Every lesson, newest first, fetching page after page; `timeoutMs` bounds each page's request. */
+  async *lessons(options: { pageSize?: number } & CallOptions = {}): AsyncGenerator<Lesson> {
     let pageToken = "";
     do {
-      const page = await this.withRetry(() => this.unary(this.stub.listLessons, { pageSize: options.pageSize ?? 100, pageToken }));
+      if (options.signal?.aborted) return;
+      const request = { pageSize: options.pageSize ?? 100, pageToken };
+      const page = await this.unaryCall(this.stub.listLessons, request, options).catch((err: unknown) => {
+        if (cancelledBy(err, options.signal)) return undefined;
+        throw err;
+      });
+      if (!page) return;
       yield* page.lessons;
       pageToken = page.nextPageToken;
     } while (pageToken);
   }
 
-  reviewers(): Promise<ListReviewersResponse> {
-    return this.withRetry(() => this.unary(this.stub.listReviewers, {}));
+  reviewers(options: CallOptions = {}): Promise<ListReviewersResponse> {
+    return this.unaryCall(this.stub.listReviewers, {}, options);
   }
 
   /**
@@ -359,8 +446,7 @@ export class CouncilClient {
       comment: options.comment ?? "",
       requestId: options.requestId ?? randomUUID(),
     };
-    const bounds = { deadline: this.deadline(options.timeoutMs), signal: options.signal };
-    return this.withRetry(() => this.unary(this.stub.resolveDecision, request, bounds), bounds).then((r) => r.decision!);
+    return this.unaryCall(this.stub.resolveDecision, request, options).then((r) => r.decision!);
   }
 
   /**
@@ -373,7 +459,7 @@ export class CouncilClient {
    * yielded twice.
    */
   awaitDecision(decisionId: string, options: CallOptions = {}): AsyncGenerator<Decision> {
-    const deadline = options.timeoutMs === undefined ? undefined : new Date(Date.now() + options.timeoutMs);
+    const deadline = options.timeoutMs === undefined ? undefined : deadlineAfter(options.timeoutMs);
     return this.awaitStates(decisionId, { deadline, signal: options.signal });
   }
 
@@ -422,15 +508,15 @@ export class CouncilClient {
    * verdict, reporting each change to `onDecision`. Resolves with whether the agent may act and
    * why: `allowed` only when the decision ended APPROVED. A decision still pending at `timeoutMs`
    * (default 10 minutes, for the whole guard) resolves with `timedOut: true`; a review that could
-   * not be made in that time rejects (DeadlineExceededError), as does any other failure
-   * (a CouncilError); aborting `signal` rejects with a CancelledError.
+   * not be made in that time (or in the review's own 60 s) rejects (DeadlineExceededError), as
+   * does any other failure (a CouncilError); aborting `signal` rejects with a CancelledError.
    *
    *     const verdict = await council.guard(suggestion, { onVote, timeoutMs: 60_000 });
    *     if (!verdict.allowed) throw new Error(`not allowed: ${verdict.reason}`);
    */
   async guard(suggestion: SuggestionInput, options: GuardOptions = {}): Promise<GuardVerdict> {
     const started = Date.now();
-    const until = started + (options.timeoutMs ?? DEFAULT_GUARD_TIMEOUT_MS);
+    const until = deadlineAfter(options.timeoutMs ?? DEFAULT_GUARD_TIMEOUT_MS).getTime();
     const { signal } = options;
     const review = this.startReview(suggestion, { requestId: options.requestId, supersedes: options.supersedes, signal }, until);
     for await (const vote of review) options.onVote?.(vote);
@@ -452,37 +538,23 @@ export class CouncilClient {
   }
 
   /**
-   * Every review stored from now on (its votes first if `includeVotes`; with `includeUpdates`, a
-   * stored decision again each time its status, verdicts or outcome change), until `signal` aborts
-   * or the server ends the watch (UNAVAILABLE at shutdown, RESOURCE_EXHAUSTED if we fell behind),
-   * which throws a CouncilError: watch again to resume.
+   * Every review stored from the moment the watch is live (`await watch.ready`, or `onLive`): its
+   * votes first if `includeVotes`; with `includeUpdates`, a stored decision again each time its
+   * status, verdicts or outcome change. The call starts at once. Aborting `signal`, or `break`
+   * out of the iteration, ends it without an error; the server ending it (UNAVAILABLE at
+   * shutdown, RESOURCE_EXHAUSTED if we fell behind) throws a CouncilError. No deadline unless
+   * `timeoutMs` (then a DeadlineExceededError). To resume, watch again: the new watch is live from
+   * its own `ready` on, and reviews stored between the two are not replayed (list them with
+   * `listDecisions` if they matter).
    */
-  async *watch(
-    options: { decisionType?: DecisionType; includeVotes?: boolean; includeUpdates?: boolean; signal?: AbortSignal } = {},
-  ): AsyncGenerator<WatchEvent> {
-    const call = this.stub.watchDecisions(
-      {
-        decisionType: options.decisionType ?? 0,
-        includeVotes: options.includeVotes ?? false,
-        includeUpdates: options.includeUpdates ?? false,
-      },
-      this.metadata(),
-    );
-    const abort = () => call.cancel();
-    options.signal?.addEventListener("abort", abort);
-    try {
-      for await (const message of call as AsyncIterable<WatchDecisionsResponse>) {
-        const event = toEvent(message);
-        if (event) yield event;
-      }
-    } catch (err) {
-      const e = CouncilError.from(err);
-      if (e.code === status.CANCELLED && options.signal?.aborted) return;
-      throw e;
-    } finally {
-      options.signal?.removeEventListener("abort", abort);
-      call.cancel();
-    }
+  watch(options: WatchOptions = {}): Watch {
+    const deadline = options.timeoutMs === undefined ? undefined : deadlineAfter(options.timeoutMs);
+    const request = {
+      decisionType: options.decisionType ?? 0,
+      includeVotes: options.includeVotes ?? false,
+      includeUpdates: options.includeUpdates ?? false,
+    };
+    return new Watch(() => this.stub.watchDecisions(request, this.metadata(), deadline ? { deadline } : {}), options);
   }
 }
 
@@ -509,7 +581,10 @@ function readStream(call: ClientReadableStream<ReviewSuggestionResponse>, onEven
 
 /**
  * One review in progress: an async iterable of votes as they arrive, and the decision. Votes seen
- * on an attempt that failed are not repeated when the retry replays them.
+ * on an attempt that failed are not repeated when the retry replays them. Leaving the iteration
+ * early (`break`, `return`, an exception in the loop) cancels the review, as `cancel()` and the
+ * caller's signal do: the server sees the call cancelled, the iteration ends without an error and
+ * `decision` rejects with a CancelledError (unless it had already arrived).
  */
 export class Review implements AsyncIterable<Vote> {
   readonly decision: Promise<Decision>;
@@ -518,34 +593,48 @@ export class Review implements AsyncIterable<Vote> {
   /** How many times the review was sent: 1, or more after retries (UNAVAILABLE only). */
   attempts = 0;
   private readonly votes: Vote[] = [];
+  private readonly cancelling = new AbortController();
   private waiting: (() => void) | undefined;
   private finished = false;
 
   constructor(
     readonly requestId: string,
-    run: (sink: { attempt: () => void; event: (e: WatchEvent) => void }) => Promise<Decision>,
+    private readonly signal: AbortSignal | undefined,
+    run: (sink: { attempt: () => void; event: (e: WatchEvent) => void }, signal: AbortSignal) => Promise<Decision>,
   ) {
+    const cancel = () => this.cancel();
+    if (signal?.aborted) this.cancelling.abort();
+    else signal?.addEventListener("abort", cancel, { once: true });
     let seenThisAttempt = 0;
-    this.decision = run({
-      attempt: () => {
-        seenThisAttempt = 0;
-        this.attempts += 1;
+    this.decision = run(
+      {
+        attempt: () => {
+          seenThisAttempt = 0;
+          this.attempts += 1;
+        },
+        event: (event) => {
+          if (event.kind === "decision") {
+            this.decisionId = event.decision.id;
+            return;
+          }
+          this.decisionId = event.decisionId;
+          seenThisAttempt += 1;
+          if (seenThisAttempt > this.votes.length) this.votes.push(event.vote);
+          this.wake();
+        },
       },
-      event: (event) => {
-        if (event.kind === "decision") {
-          this.decisionId = event.decision.id;
-          return;
-        }
-        this.decisionId = event.decisionId;
-        seenThisAttempt += 1;
-        if (seenThisAttempt > this.votes.length) this.votes.push(event.vote);
-        this.wake();
-      },
-    }).finally(() => {
+      this.cancelling.signal,
+    ).finally(() => {
+      signal?.removeEventListener("abort", cancel);
       this.finished = true;
       this.wake();
     });
     this.decision.catch(() => undefined); // the iterator or the caller's await reports it
+  }
+
+  /** Cancels the review, on the server too, unless it has ended: `decision` then rejects with a CancelledError. */
+  cancel(): void {
+    if (!this.finished) this.cancelling.abort();
   }
 
   private wake() {
@@ -556,14 +645,132 @@ export class Review implements AsyncIterable<Vote> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<Vote> {
     let next = 0;
-    for (;;) {
-      if (next < this.votes.length) {
-        yield this.votes[next++]!;
-        continue;
+    try {
+      for (;;) {
+        // Cancelled: no more votes, even those that arrived before (the review may have ended first).
+        if (this.cancelling.signal.aborted || this.signal?.aborted) return;
+        if (next < this.votes.length) {
+          yield this.votes[next++]!;
+          continue;
+        }
+        if (this.finished) break;
+        await new Promise<void>((r) => (this.waiting = r));
       }
-      if (this.finished) break;
-      await new Promise<void>((r) => (this.waiting = r));
+      await this.decision.catch((err: unknown) => {
+        // Cancelled by the caller: the iteration ends quietly (`decision` still says so).
+        if (!cancelledBy(err, this.cancelling.signal)) throw err;
+      });
+    } finally {
+      this.cancel();
     }
-    await this.decision; // throws the failure, if any
+  }
+}
+
+/** How many messages a watch holds for a caller that has not taken them, before it stops reading. */
+const WATCH_BUFFER = 64;
+
+/**
+ * A watch in progress (`CouncilClient.watch`): an async iterable of events, iterated once, and
+ * `ready`, which resolves once the watch is live. While the caller does not take events, at most
+ * WATCH_BUFFER wait here; then reading stops and the server, seeing a watcher fall too far behind,
+ * ends the watch with RESOURCE_EXHAUSTED.
+ */
+export class Watch implements AsyncIterable<WatchEvent> {
+  /**
+   * Resolves once the server's response headers arrive: from then on, every review stored is
+   * sent. Rejects with the watch's error if it fails before (e.g. a PermissionDeniedError), or a
+   * CancelledError if it is cancelled before.
+   */
+  readonly ready: Promise<void>;
+  /** Whether the watch is live (`ready` resolved). */
+  live = false;
+  private readonly call: ClientReadableStream<WatchDecisionsResponse>;
+  private readonly queue: WatchDecisionsResponse[] = [];
+  private error: unknown;
+  private ended = false;
+  private cancelled = false;
+  private iterated = false;
+  private waiting: (() => void) | undefined;
+
+  constructor(start: () => ClientReadableStream<WatchDecisionsResponse>, options: { signal?: AbortSignal; onLive?: () => void }) {
+    let live!: () => void;
+    let fail!: (err: unknown) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      live = resolve;
+      fail = reject;
+    });
+    this.ready.catch(() => undefined); // for a caller that only iterates
+    const { signal } = options;
+    const cancel = () => this.cancel();
+    this.call = start();
+    this.call.on("metadata", () => {
+      if (this.live || this.ended) return;
+      this.live = true;
+      live();
+      try {
+        options.onLive?.();
+      } catch (err) {
+        // The caller's callback failed: the watch ends with that error.
+        this.error = err;
+        this.call.cancel();
+      }
+    });
+    this.call.on("data", (m: WatchDecisionsResponse) => {
+      this.queue.push(m);
+      if (this.queue.length >= WATCH_BUFFER) this.call.pause();
+      this.wake();
+    });
+    this.call.on("error", (err) => {
+      this.error ??= CouncilError.from(err);
+      fail(this.cancelled ? new CancelledError("the watch was cancelled before it was live") : this.error);
+      this.wake();
+    });
+    // grpc-js ends the stream before it emits an error; "end" comes once every message is read.
+    const end = () => {
+      signal?.removeEventListener("abort", cancel);
+      this.ended = true;
+      fail(this.error ?? new InternalError("the watch ended before it was live"));
+      this.wake();
+    };
+    this.call.on("end", end);
+    this.call.on("close", end);
+    if (signal?.aborted) this.cancel();
+    else signal?.addEventListener("abort", cancel, { once: true });
+  }
+
+  /** Ends the watch (the server sees it cancelled); the iteration then ends without an error. */
+  cancel(): void {
+    if (this.ended) return;
+    this.cancelled = true;
+    this.call.cancel();
+  }
+
+  private wake() {
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
+    if (this.iterated) throw new TypeError("a watch is iterated once: watch again for another");
+    this.iterated = true;
+    try {
+      for (;;) {
+        const message = this.queue.shift();
+        if (message) {
+          if (this.call.isPaused() && this.queue.length <= WATCH_BUFFER / 2) this.call.resume();
+          const event = toEvent(message);
+          if (event) yield event;
+          continue;
+        }
+        // An error ends the iteration once the messages before it are taken.
+        if (this.ended || (this.error !== undefined && !this.call.readableLength)) break;
+        await new Promise<void>((r) => (this.waiting = r));
+      }
+      const err = this.error;
+      if (err !== undefined && !(this.cancelled && err instanceof CancelledError)) throw err;
+    } finally {
+      this.cancel();
+    }
   }
 }

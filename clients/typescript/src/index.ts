@@ -1,9 +1,20 @@
 /** Council's TypeScript client. Start with `connect(address)`; see README.md. */
-export { connect, CouncilClient, DEFAULT_GUARD_TIMEOUT_MS, Review } from "./client.js";
+export {
+  connect,
+  CouncilClient,
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_GUARD_TIMEOUT_MS,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_REVIEW_TIMEOUT_MS,
+  Review,
+  Watch,
+} from "./client.js";
 export type {
   CallOptions,
   ConnectOptions,
+  DecisionFilter,
   GuardOptions,
+  OutcomeDetails,
   ResolveOptions,
   RetryPolicy,
   ReviewOptions,
@@ -11,7 +22,18 @@ export type {
   TlsOptions,
   VerdictInput,
   WatchEvent,
+  WatchOptions,
 } from "./client.js";
+export {
+  councilReviewTool,
+  openAiTool,
+  suggestionFromToolInput,
+  toolResult,
+  type JsonSchema,
+  type OpenAiTool,
+  type ToolDefinition,
+  type ToolResult,
+} from "./tool.js";
 export { guardVerdict, isFinal, statusOf, type GuardOutcome, type GuardVerdict } from "./guard.js";
 export {
   CancelledError,

@@ -54,3 +54,64 @@ export function flakyProxy(target: string, cutAfterBytes: number): Promise<Flaky
     ),
   );
 }
+
+export interface DroppingProxy {
+  /** host:port to connect to instead of the server. */
+  addr: string;
+  /** How many connections were made through it (each one cut). */
+  connections: () => number;
+  close: () => void;
+}
+
+/**
+ * A TCP proxy to `target` (host:port) that cuts every connection: at once when `cutAfterBytes`
+ * is 0 (a server that is down), else once that many bytes have come back (a network that keeps
+ * failing mid-stream). Every attempt through it fails with UNAVAILABLE, so only a deadline or
+ * the attempts running out ends a call.
+ */
+export function droppingProxy(target: string, cutAfterBytes = 0): Promise<DroppingProxy> {
+  const host = target.slice(0, target.lastIndexOf(":"));
+  const port = Number(target.slice(target.lastIndexOf(":") + 1));
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    connections += 1;
+    sockets.add(client);
+    client.on("error", () => client.destroy());
+    if (cutAfterBytes === 0) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection(port, host);
+    sockets.add(upstream);
+    let back = 0;
+    client.on("data", (d) => upstream.write(d));
+    upstream.on("data", (d) => {
+      back += d.length;
+      if (back > cutAfterBytes) {
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
+        connections: () => connections,
+        close: () => {
+          server.close();
+          for (const s of sockets) s.destroy();
+        },
+      }),
+    ),
+  );
+}

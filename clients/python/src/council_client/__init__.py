@@ -16,23 +16,33 @@ them, and says whether it may::
         if not verdict.allowed:
             print(verdict.outcome, verdict.reason)   # e.g. rejected by alice: "not on a Friday"
 
+The same calls with asyncio, on ``grpc.aio``, are in :mod:`council_client.aio`::
+
+    async with council_client.aio.connect("127.0.0.1:50051") as council:
+        review = council.review(suggestion)
+        async for vote in review:
+            print(vote.reviewer_role, vote.vote)
+        decision = await review.decision
+
+For LLM tool calling, :func:`tool_definition` is the guard as a tool (a JSON Schema of the
+suggestion) and :func:`suggestion_from_tool_input` turns the model's call into a suggestion.
+
 See :class:`CouncilClient` for the calls and :mod:`council_client.errors` for the errors.
 """
 
-from . import errors, pb
-from ._client import (
+from . import aio, errors, pb
+from ._client import CouncilClient, DecisionWait, Review, Watch, connect
+from ._core import (
     DEFAULT_GUARD_TIMEOUT,
+    DEFAULT_REVIEW_TIMEOUT,
     DEFAULT_TIMEOUT,
-    CouncilClient,
     DecisionEvent,
-    DecisionWait,
     RetryPolicy,
-    Review,
     VoteEvent,
-    Watch,
     WatchEvent,
-    connect,
 )
+from ._tool import TOOL_NAME, ToolInputError, suggestion_from_tool_input, tool_definition
+from .aio import AsyncCouncilClient, AsyncDecisionWait, AsyncReview, AsyncWatch
 from ._guard import GuardOutcome, GuardVerdict, guard_verdict, is_final, status_of
 from ._types import (
     Decision,
@@ -96,8 +106,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_GUARD_TIMEOUT",
+    "DEFAULT_REVIEW_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "TOOL_NAME",
     "AlreadyExists",
+    "AsyncCouncilClient",
+    "AsyncDecisionWait",
+    "AsyncReview",
+    "AsyncWatch",
     "Cancelled",
     "CouncilClient",
     "CouncilError",
@@ -140,6 +156,7 @@ __all__ = [
     "RiskName",
     "Suggestion",
     "Summary",
+    "ToolInputError",
     "Unauthenticated",
     "Unavailable",
     "Verdict",
@@ -151,6 +168,7 @@ __all__ = [
     "VoteType",
     "Watch",
     "WatchEvent",
+    "aio",
     "build_suggestion",
     "connect",
     "decision_status",
@@ -165,5 +183,7 @@ __all__ = [
     "risk_level",
     "short_name",
     "status_of",
+    "suggestion_from_tool_input",
+    "tool_definition",
     "verdict_type",
 ]

@@ -1,28 +1,48 @@
 """The Council client: :func:`connect`, :class:`CouncilClient`, :class:`Review`, :class:`Watch`
 and :class:`DecisionWait`; :meth:`CouncilClient.guard` is the one call an agent makes before it
-acts."""
+acts. The asyncio client, with the same methods, is in :mod:`council_client.aio`."""
 
 from __future__ import annotations
 
-import logging
-import random
+import threading
 import time
-import uuid
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
 import grpc
 
+from ._core import (
+    DEFAULT_GUARD_TIMEOUT,
+    DEFAULT_REVIEW_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    AwaitProgress,
+    ChannelOptions,
+    Deadline,
+    DecisionEvent,
+    RetryPolicy,
+    ReviewProgress,
+    VoteEvent,
+    WatchEvent,
+    await_request,
+    bearer_metadata,
+    channel_options,
+    check_credentials,
+    list_decisions_request,
+    record_outcome_request,
+    resolve_request,
+    retry_delay,
+    review_request,
+    uses_tls,
+    watch_event,
+    watch_request,
+)
 from ._gen.council.v1 import council_service_pb2 as pb
 from ._gen.council.v1.council_service_pb2_grpc import CouncilServiceStub
-from ._guard import GuardVerdict, changed, guard_verdict, is_final
+from ._guard import GuardVerdict, guard_verdict, is_final
 from ._types import (
     Decision,
-    DecisionStatus,
     DecisionStatusLike,
-    DecisionType,
     DecisionTypeLike,
     Lesson,
     OutcomeLike,
@@ -31,15 +51,12 @@ from ._types import (
     Summary,
     VerdictLike,
     Vote,
-    decision_status,
-    decision_type,
-    verdict_type,
 )
-from ._types import outcome as _outcome
-from .errors import Cancelled, CouncilError, DeadlineExceeded, Internal, from_rpc_error
+from .errors import Cancelled, CouncilError, DeadlineExceeded, Internal, error_for, from_rpc_error
 
 __all__ = [
     "DEFAULT_GUARD_TIMEOUT",
+    "DEFAULT_REVIEW_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "CouncilClient",
     "DecisionEvent",
@@ -52,85 +69,20 @@ __all__ = [
     "connect",
 ]
 
-log = logging.getLogger("council_client")
-
-DEFAULT_TIMEOUT = 10.0
-"""Seconds a call may take, retries included, unless the call or the client says otherwise."""
-
-DEFAULT_GUARD_TIMEOUT = 600.0
-"""Seconds :meth:`CouncilClient.guard` may take in all, unless told otherwise: people are slow."""
-
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How calls are retried after ``UNAVAILABLE``, the only status that is retried.
-
-    Attempt ``n`` (from 1) that fails waits ``min(max_backoff, initial_backoff * multiplier**(n-1))``
-    seconds, scaled by a random factor in [0.5, 1], before attempt ``n + 1``; there are at most
-    ``attempts`` attempts, all within the call's deadline. ``on_retry(method, attempt, error,
-    delay)`` is called before each wait (for logging or metrics). ``RetryPolicy(attempts=1)``
-    turns retries off.
-    """
-
-    attempts: int = 5
-    initial_backoff: float = 0.2
-    max_backoff: float = 3.0
-    multiplier: float = 2.0
-    on_retry: Callable[[str, int, CouncilError, float], None] | None = None
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
-        if self.initial_backoff < 0 or self.max_backoff < 0 or self.multiplier < 1:
-            raise ValueError("RetryPolicy backoffs must be >= 0 and its multiplier >= 1")
-
-    def delay(self, attempt: int) -> float:
-        """The wait after failed attempt ``attempt`` (from 1)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return base * random.uniform(0.5, 1.0)
-
-
-class _Deadline:
-    def __init__(self, timeout: float | None) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
-
-    def remaining(self) -> float | None:
-        return None if self._end is None else max(0.0, self._end - time.monotonic())
-
-
-@dataclass(frozen=True)
-class VoteEvent:
-    """A vote of a review that a watch saw stored (sent only with ``include_votes``)."""
-
-    decision_id: str
-    suggestion_id: str
-    vote: Vote
-
-
-@dataclass(frozen=True)
-class DecisionEvent:
-    """A decision that a watch saw stored; it comes after its votes."""
-
-    decision_id: str
-    suggestion_id: str
-    decision: Decision
-
-
-WatchEvent: TypeAlias = VoteEvent | DecisionEvent
-"""What a :class:`Watch` yields."""
 
 
 class CouncilClient:
     """A client of ``council.v1.CouncilService`` over one gRPC channel.
 
-    Every call has a deadline: its ``timeout`` argument, else the client's ``timeout`` (seconds,
-    retries included). Calls that are safe to repeat are retried on ``UNAVAILABLE`` as ``retry``
-    says: reviews and outcomes (each carries a ``request_id``, reused on every attempt, so a retry
-    after a lost reply returns what was stored instead of deciding again or appending a second
-    lesson) and reads. Failures raise :class:`~council_client.errors.CouncilError`.
+    Every call has one deadline, retries included: its ``timeout`` argument, else the client's
+    ``timeout`` (30 s) for a unary call and ``review_timeout`` (60 s) for a review; a watch and an
+    await have none unless given one. Calls that are safe to repeat are retried on
+    ``UNAVAILABLE`` as ``retry`` says: reads, and the writes that carry a ``request_id`` (reviews,
+    outcomes, verdicts: the same id on every attempt, so a retry after a lost reply returns what
+    was stored instead of deciding again or appending a second lesson). Failures raise
+    :class:`~council_client.errors.CouncilError`.
 
     Use :func:`connect` to build one; close it (or use it as a context manager) when done.
     """
@@ -141,16 +93,16 @@ class CouncilClient:
         *,
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        review_timeout: float = DEFAULT_REVIEW_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.channel = channel
         self.stub = CouncilServiceStub(channel)
         """The generated stub, for anything this class does not wrap."""
         self.timeout = timeout
+        self.review_timeout = review_timeout
         self.retry = retry if retry is not None else RetryPolicy()
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
+        self.metadata: tuple[tuple[str, str], ...] = bearer_metadata(token)
         """Metadata sent with every call (the bearer token, if any)."""
 
     def close(self) -> None:
@@ -186,14 +138,11 @@ class CouncilClient:
         used if none (or "") is given, and the same one is sent again on every retry.
         ``supersedes`` names a pending decision of yours that this review follows up (e.g. a
         DEFER answered with more information): once this one is stored, that one is SUPERSEDED.
+        ``timeout`` (default: the client's ``review_timeout``) bounds the whole review, retries
+        included.
         """
-        request = pb.ReviewSuggestionRequest(
-            suggestion=suggestion,
-            request_id=request_id or str(uuid.uuid4()),
-            dry_run=dry_run,
-            supersedes=supersedes,
-        )
-        return Review(self, request, self.timeout if timeout is None else timeout)
+        request = review_request(suggestion, request_id, dry_run, supersedes)
+        return Review(self, request, self.review_timeout if timeout is None else timeout)
 
     def watch(
         self,
@@ -207,15 +156,12 @@ class CouncilClient:
 
         ``decision_type`` keeps only reviews with that decision; ``include_updates`` also sends a
         stored decision again (a :class:`DecisionEvent`) each time its status, verdicts or
-        outcome change. A watch has no deadline unless
-        ``timeout`` is given, and is not retried: after an error, watch again (and catch up with
-        :meth:`list_decisions`, since reviews stored in between are not replayed).
+        outcome change. ``ready(timeout)`` waits until the watch is live: every review stored
+        from then on is sent. A watch has no deadline unless ``timeout`` is given, and is not
+        retried: after an error, watch again (and catch up with :meth:`list_decisions`, since
+        reviews stored in between are not replayed).
         """
-        request = pb.WatchDecisionsRequest(
-            decision_type=_decision_type_or_all(decision_type),
-            include_votes=include_votes,
-            include_updates=include_updates,
-        )
+        request = watch_request(decision_type, include_votes, include_updates)
         return Watch(self, request, timeout)
 
     # Reads and writes.
@@ -242,16 +188,8 @@ class CouncilClient:
         approvers' queue is ``status="pending", oldest_first=True``. ``timeout`` bounds each
         page's call.
         """
-        request = pb.ListDecisionsRequest(
-            decision_type=_decision_type_or_all(decision_type),
-            suggestion_id=suggestion_id,
-            status=(
-                DecisionStatus.DECISION_STATUS_UNSPECIFIED
-                if status is None
-                else decision_status(status)
-            ),
-            oldest_first=oldest_first,
-            page_size=page_size,
+        request = list_decisions_request(
+            decision_type, suggestion_id, status, oldest_first, page_size
         )
         while True:
             page = self._unary("ListDecisions", self.stub.ListDecisions, request, timeout)
@@ -281,13 +219,7 @@ class CouncilClient:
         returns the decision as stored; with a different outcome, notes or lessons it raises
         :class:`~council_client.errors.FailedPrecondition`. Request ids are per decision.
         """
-        request = pb.RecordOutcomeRequest(
-            decision_id=decision_id,
-            outcome=_outcome(outcome),
-            notes=notes,
-            lessons=lessons,
-            request_id=request_id or str(uuid.uuid4()),
-        )
+        request = record_outcome_request(decision_id, outcome, notes, lessons, request_id)
         return self._unary("RecordOutcome", self.stub.RecordOutcome, request, timeout).decision
 
     def summary(self, *, timeout: float | None = None) -> Summary:
@@ -331,12 +263,7 @@ class CouncilClient:
         ``request_id`` (a fresh uuid4 if none) is sent again on every retry after
         ``UNAVAILABLE``, so a retry after a lost reply returns the same answer.
         """
-        request = pb.ResolveDecisionRequest(
-            decision_id=decision_id,
-            verdict=verdict_type(verdict),
-            comment=comment,
-            request_id=request_id or str(uuid.uuid4()),
-        )
+        request = resolve_request(decision_id, verdict, comment, request_id)
         return self._unary("ResolveDecision", self.stub.ResolveDecision, request, timeout).decision
 
     def await_decision(self, decision_id: str, *, timeout: float | None = None) -> DecisionWait:
@@ -350,7 +277,7 @@ class CouncilClient:
         shutting down) is retried by awaiting again, which resumes; a state already yielded is not
         yielded twice.
         """
-        return DecisionWait(self, decision_id, _Deadline(timeout))
+        return DecisionWait(self, decision_id, Deadline(timeout))
 
     def guard(
         self,
@@ -369,7 +296,7 @@ class CouncilClient:
         verdicts. ``on_decision`` gets the council's decision as soon as it is made (its ``id`` is
         what approvers need), then each change while the guard waits. ``timeout`` (seconds,
         default :data:`DEFAULT_GUARD_TIMEOUT`) bounds the whole guard; the review itself is also
-        bounded by the client's timeout.
+        bounded by the client's ``review_timeout``.
 
         Returns a :class:`~council_client.GuardVerdict`: ``allowed`` only when the decision ended
         APPROVED; a decision still pending at ``timeout`` gives ``timed_out`` (not allowed, and
@@ -382,12 +309,12 @@ class CouncilClient:
         """
         wait = DEFAULT_GUARD_TIMEOUT if timeout is None else timeout
         started = time.monotonic()
-        deadline = _Deadline(wait)
+        deadline = Deadline(wait)
         review = self.review(
             suggestion,
             request_id=request_id,
             supersedes=supersedes,
-            timeout=min(wait, self.timeout),
+            timeout=min(wait, self.review_timeout),
         )
         with review:
             for vote in review:
@@ -420,7 +347,7 @@ class CouncilClient:
         request: _Req,
         timeout: float | None,
     ) -> _Resp:
-        deadline = _Deadline(self.timeout if timeout is None else timeout)
+        deadline = Deadline(self.timeout if timeout is None else timeout)
         attempt = 1
         while True:
             try:
@@ -432,18 +359,12 @@ class CouncilClient:
             attempt += 1
 
     def _wait_to_retry(
-        self, name: str, attempt: int, error: CouncilError, deadline: _Deadline
+        self, name: str, attempt: int, error: CouncilError, deadline: Deadline
     ) -> bool:
         """Sleeps before another attempt and returns True, or returns False if there is none."""
-        if not error.retryable or attempt >= self.retry.attempts:
+        delay = retry_delay(self.retry, name, attempt, error, deadline)
+        if delay is None:
             return False
-        delay = self.retry.delay(attempt)
-        remaining = deadline.remaining()
-        if remaining is not None and remaining <= delay:
-            return False
-        log.info("%s: attempt %d failed (%s); retrying in %.2fs", name, attempt, error, delay)
-        if self.retry.on_retry is not None:
-            self.retry.on_retry(name, attempt, error, delay)
         time.sleep(delay)
         return True
 
@@ -454,27 +375,39 @@ class Review(Iterator[Vote]):
     ``decision`` is the council's decision; reading it waits for the rest of the review. After a
     retry the server replays the stored review (same ``request_id``), and the votes already
     yielded are not yielded again. Errors raise :class:`~council_client.errors.CouncilError`, from
-    the iteration or from ``decision``. Leaving a ``with`` block cancels a review still running
-    (the server still stores it).
+    the iteration or from ``decision``. ``cancel()`` (from any thread), ``close()`` or leaving a
+    ``with`` block cancels a review still running: the iteration stops without error, and
+    ``decision`` raises :class:`~council_client.errors.Cancelled` (the server still stores the
+    review: review again with the same ``request_id`` to get it).
     """
 
     def __init__(
         self, client: CouncilClient, request: pb.ReviewSuggestionRequest, timeout: float | None
     ) -> None:
+        self._progress = ReviewProgress(request)
         self.request_id: str = request.request_id
         """The idempotency key sent with every attempt."""
         self.suggestion_id: str = request.suggestion.id
         self.dry_run: bool = request.dry_run
-        self.decision_id: str = ""
-        """The decision's id, known from the first event on ("" before)."""
-        self.votes: list[Vote] = []
-        """The votes received so far, in reviewer order."""
-        self.attempts = 0
-        """How many times the review was sent (more than 1 after retries)."""
-        self._decision: Decision | None = None
         self._error: CouncilError | None = None
+        self._cancelled = False
         self._call: grpc.RpcContext | None = None
-        self._events = self._run(client, request, _Deadline(timeout))
+        self._events = self._run(client, request, Deadline(timeout))
+
+    @property
+    def decision_id(self) -> str:
+        """The decision's id, known from the first event on ("" before)."""
+        return self._progress.decision_id
+
+    @property
+    def votes(self) -> list[Vote]:
+        """The votes received so far, in reviewer order."""
+        return self._progress.votes
+
+    @property
+    def attempts(self) -> int:
+        """How many times the review was sent (more than 1 after retries)."""
+        return self._progress.attempts
 
     def __iter__(self) -> Review:
         return self
@@ -489,26 +422,29 @@ class Review(Iterator[Vote]):
     @property
     def done(self) -> bool:
         """True once the decision has arrived."""
-        return self._decision is not None
+        return self._progress.decision is not None
 
     @property
     def decision(self) -> Decision:
         """The decision; waits for the remaining votes (kept in ``votes``) if needed."""
         for _ in self:
             pass
-        if self._decision is None:
+        if self._progress.decision is None:
             raise self._error or Cancelled(
-                grpc.StatusCode.CANCELLED, "the review was closed before its decision arrived"
+                grpc.StatusCode.CANCELLED, "the review was cancelled before its decision arrived"
             )
-        return self._decision
+        return self._progress.decision
 
     def cancel(self) -> None:
-        """Cancels the call; the iteration then raises Cancelled."""
-        if self._call is not None:
-            self._call.cancel()
+        """Cancels the call (from any thread); the iteration then stops."""
+        self._cancelled = True
+        call = self._call
+        if call is not None:
+            call.cancel()
 
     def close(self) -> None:
         """Stops the iteration and cancels the call if it is still running."""
+        self._cancelled = True
         self._events.close()
 
     def __enter__(self) -> Review:
@@ -523,66 +459,70 @@ class Review(Iterator[Vote]):
         self.close()
 
     def _run(
-        self, client: CouncilClient, request: pb.ReviewSuggestionRequest, deadline: _Deadline
+        self, client: CouncilClient, request: pb.ReviewSuggestionRequest, deadline: Deadline
     ) -> Generator[Vote, None, None]:
-        while True:
-            self.attempts += 1
-            already = len(self.votes)
-            seen = 0
+        progress = self._progress
+        while not self._cancelled:
+            progress.start_attempt()
             call = client.stub.ReviewSuggestion(
                 request, timeout=deadline.remaining(), metadata=client.metadata
             )
             self._call = call
+            if self._cancelled:  # cancel() ran before the call was there to cancel
+                call.cancel()
             try:
-                for event in call:
-                    self._check_decision_id(event.decision_id)
-                    kind = event.WhichOneof("event")
-                    if kind == "vote":
-                        seen += 1
-                        if seen > already:
-                            self.votes.append(event.vote)
-                            yield event.vote
-                    elif kind == "decision":
-                        self._decision = event.decision
+                for message in call:
+                    vote = progress.take(message)
+                    if vote is not None:
+                        yield vote
+                    elif progress.decision is not None:
                         _drain(call)
                         return
-                raise Internal(grpc.StatusCode.INTERNAL, "the review stream ended with no decision")
+                raise progress.ended_early()
             except grpc.RpcError as err:
+                if self._cancelled and err.code() is grpc.StatusCode.CANCELLED:
+                    return
                 error = from_rpc_error(err)
-                # A dry run ignores request_id: a retry is a new dry run, with a new decision id.
-                replayable = not self.dry_run or not self.decision_id
-                if not replayable or not client._wait_to_retry(
-                    "ReviewSuggestion", self.attempts, error, deadline
+                if not progress.may_retry() or not client._wait_to_retry(
+                    "ReviewSuggestion", progress.attempts, error, deadline
                 ):
                     raise error from err
             finally:
                 call.cancel()  # a no-op once the call has ended
 
-    def _check_decision_id(self, decision_id: str) -> None:
-        if not decision_id:
-            return
-        if self.decision_id and decision_id != self.decision_id:
-            raise Internal(
-                grpc.StatusCode.INTERNAL,
-                f"a retry of request {self.request_id} returned decision {decision_id}, "
-                f"not {self.decision_id}",
-            )
-        self.decision_id = decision_id
-
 
 class Watch(Iterator[WatchEvent]):
     """A running watch: an iterator over :data:`WatchEvent` values as reviews are stored.
 
-    The call starts when the watch is created. ``cancel()`` (or leaving a ``with`` block) ends
-    it, and the iteration then simply stops. Errors raise
-    :class:`~council_client.errors.CouncilError`.
+    The call starts when the watch is created; ``ready(timeout)`` waits until it is live (the
+    server's response headers: every review stored from then on is sent). ``cancel()`` (from any
+    thread), ``close()`` or leaving a ``with`` block ends it, and the iteration then simply stops.
+    Errors raise :class:`~council_client.errors.CouncilError`.
     """
 
     def __init__(
         self, client: CouncilClient, request: pb.WatchDecisionsRequest, timeout: float | None
     ) -> None:
         self._cancelled = False
+        self._live = threading.Event()
         self._call = client.stub.WatchDecisions(request, timeout=timeout, metadata=client.metadata)
+        # Headers arrive on gRPC's own thread; one small thread per watch turns them into an event.
+        live = threading.Thread(target=self._wait_until_live, name="council-watch", daemon=True)
+        live.start()
+
+    def ready(self, timeout: float | None = None) -> bool:
+        """Waits until the watch is live (the server's response headers: every review stored
+        from then on is sent) and returns True; False if ``timeout`` (seconds) passed first.
+        Raises the :class:`~council_client.errors.CouncilError` that ended the watch if it is
+        over (e.g. Unauthenticated, refused before it was live; Cancelled after ``cancel()``)."""
+        if not self._live.wait(timeout):
+            return False
+        call = self._call
+        if not call.is_active():
+            code = call.code()
+            if code is not grpc.StatusCode.OK:
+                raise error_for(code, call.details() or "")
+        return True
 
     def __iter__(self) -> Watch:
         return self
@@ -590,22 +530,22 @@ class Watch(Iterator[WatchEvent]):
     def __next__(self) -> WatchEvent:
         while True:
             try:
-                event = next(self._call)
+                message = next(self._call)
             except grpc.RpcError as err:
                 if self._cancelled and err.code() is grpc.StatusCode.CANCELLED:
                     raise StopIteration from None
                 raise from_rpc_error(err) from err
-            kind = event.WhichOneof("event")
-            if kind == "vote":
-                return VoteEvent(event.decision_id, event.suggestion_id, event.vote)
-            if kind == "decision":
-                return DecisionEvent(event.decision_id, event.suggestion_id, event.decision)
+            event = watch_event(message)
+            if event is not None:
+                return event
             # An event kind newer than this client: skip it.
 
     def cancel(self) -> None:
         """Ends the watch; the iteration stops."""
         self._cancelled = True
         self._call.cancel()
+
+    close = cancel
 
     def __enter__(self) -> Watch:
         return self
@@ -617,6 +557,12 @@ class Watch(Iterator[WatchEvent]):
         tb: TracebackType | None,
     ) -> None:
         self.cancel()
+
+    def _wait_until_live(self) -> None:
+        try:
+            self._call.initial_metadata()  # returns at the headers, or once the call has ended
+        finally:
+            self._live.set()
 
 
 class DecisionWait(Iterator[Decision]):
@@ -632,16 +578,20 @@ class DecisionWait(Iterator[Decision]):
         self,
         client: CouncilClient,
         decision_id: str,
-        deadline: _Deadline,
+        deadline: Deadline,
         *,
         since: Decision | None = None,
     ) -> None:
         self.decision_id = decision_id
-        self.last: Decision | None = since
-        """The latest state seen (None before the first)."""
+        self._progress = AwaitProgress(since)
         self._cancelled = False
         self._call: grpc.RpcContext | None = None
         self._events = self._run(client, deadline)
+
+    @property
+    def last(self) -> Decision | None:
+        """The latest state seen (None before the first)."""
+        return self._progress.last
 
     def __iter__(self) -> DecisionWait:
         return self
@@ -656,6 +606,8 @@ class DecisionWait(Iterator[Decision]):
         if call is not None:
             call.cancel()
 
+    close = cancel
+
     def __enter__(self) -> DecisionWait:
         return self
 
@@ -667,9 +619,9 @@ class DecisionWait(Iterator[Decision]):
     ) -> None:
         self.cancel()
 
-    def _run(self, client: CouncilClient, deadline: _Deadline) -> Generator[Decision, None, None]:
-        request = pb.AwaitDecisionRequest(decision_id=self.decision_id)
-        failures = 0
+    def _run(self, client: CouncilClient, deadline: Deadline) -> Generator[Decision, None, None]:
+        request = await_request(self.decision_id)
+        progress = self._progress
         while not self._cancelled:
             call = client.stub.AwaitDecision(
                 request, timeout=deadline.remaining(), metadata=client.metadata
@@ -679,23 +631,18 @@ class DecisionWait(Iterator[Decision]):
                 call.cancel()
             try:
                 for message in call:
-                    failures = 0
-                    decision = message.decision
-                    if self.last is None or changed(self.last, decision):
-                        self.last = decision
-                        yield decision
-                    if is_final(decision):
+                    state = progress.take(message.decision)
+                    if state is not None:
+                        yield state
+                    if progress.final(message.decision):
                         return
-                raise Internal(
-                    grpc.StatusCode.INTERNAL,
-                    "the await stream ended before the decision reached a final status",
-                )
+                raise progress.ended_early()
             except grpc.RpcError as err:
                 if self._cancelled and err.code() is grpc.StatusCode.CANCELLED:
                     return
                 error = from_rpc_error(err)
-                failures += 1
-                if not client._wait_to_retry("AwaitDecision", failures, error, deadline):
+                progress.failures += 1
+                if not client._wait_to_retry("AwaitDecision", progress.failures, error, deadline):
                     raise error from err
             finally:
                 call.cancel()  # a no-op once the call has ended
@@ -710,8 +657,9 @@ def connect(
     private_key: bytes | None = None,
     token: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    review_timeout: float = DEFAULT_REVIEW_TIMEOUT,
     retry: RetryPolicy | None = None,
-    options: Sequence[tuple[str, str | int]] = (),
+    options: ChannelOptions = (),
 ) -> CouncilClient:
     """A client for the Council server at ``address`` (``host:port``).
 
@@ -719,36 +667,25 @@ def connect(
     trusts a private CA instead. ``certificate_chain`` and ``private_key`` (PEM bytes, both or
     neither) present a client certificate, for a server that requires one (mTLS). Each of the
     three implies ``tls``. ``token`` is sent as ``authorization: Bearer <token>`` on every call
-    (in clear text unless TLS is on). ``timeout`` is the default deadline of a call in seconds,
-    ``retry`` the policy for ``UNAVAILABLE``, ``options`` extra gRPC channel options. The
-    channel connects lazily, on the first call.
+    (in clear text unless TLS is on). ``timeout`` is the default deadline of a unary call and
+    ``review_timeout`` that of a review, in seconds, retries included; ``retry`` the policy for
+    ``UNAVAILABLE``, ``options`` extra gRPC channel options. The channel connects lazily, on the
+    first call.
     """
-    if (certificate_chain is None) != (private_key is None):
-        raise ValueError(
-            "connect: certificate_chain and private_key go together "
-            "(mTLS needs both, plain TLS neither)"
-        )
-    channel_options: list[tuple[str, str | int]] = [
-        # Reconnect soon after a failure, so that retries are not failed fast by a channel
-        # still waiting out gRPC's default reconnect backoff (1 s, growing to 120 s).
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 2000),
-        *options,
-    ]
-    if tls or root_certificates is not None or certificate_chain is not None:
+    check_credentials(certificate_chain, private_key)
+    channel_opts = channel_options(options)
+    if uses_tls(tls, root_certificates, certificate_chain):
         credentials = grpc.ssl_channel_credentials(
             root_certificates=root_certificates,
             private_key=private_key,
             certificate_chain=certificate_chain,
         )
-        channel = grpc.secure_channel(address, credentials, options=channel_options)
+        channel = grpc.secure_channel(address, credentials, options=channel_opts)
     else:
-        channel = grpc.insecure_channel(address, options=channel_options)
-    return CouncilClient(channel, token=token, timeout=timeout, retry=retry)
-
-
-def _decision_type_or_all(value: DecisionTypeLike | None) -> DecisionType.ValueType:
-    return DecisionType.DECISION_TYPE_UNSPECIFIED if value is None else decision_type(value)
+        channel = grpc.insecure_channel(address, options=channel_opts)
+    return CouncilClient(
+        channel, token=token, timeout=timeout, review_timeout=review_timeout, retry=retry
+    )
 
 
 def _drain(call: Iterator[object]) -> None:
