@@ -3,6 +3,9 @@
 # stops with the one command that installs it.
 
 GRPCURL_VERSION=v1.9.3
+# ghz, the load generator of `npm run bench` (keep GHZ_VERSION in bench/lib/processes.ts the same:
+# the bench prints the version it ran and flags one that differs).
+GHZ_VERSION=v0.121.0
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 
@@ -39,6 +42,7 @@ ensure_tools() {
   fi
   export PATH="$(go env GOPATH)/bin:$PATH"
   _go_tool grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" || return 1
+  _go_tool ghz "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" || return 1
   _go_tool protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION" || return 1
   _go_tool protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION" || return 1
   if ! python3 -m venv --help >/dev/null 2>&1; then

@@ -15,7 +15,7 @@ import { tempDir } from "./auth/helpers.js";
 import { wireSuggestion } from "./support/fixtures.js";
 import { review, startCouncil, type Running } from "./support/server.js";
 import { grpcurlPath, run } from "./support/tools.js";
-import { countLiveSubscriptions, waitFor } from "./support/wait.js";
+import { waitFor } from "./support/wait.js";
 
 const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 /** The addresses the guide uses: the quick start, the TLS server, the mTLS server. */
@@ -83,8 +83,8 @@ describe("README: Operating Council with grpcurl", function () {
   const tokens = { AGENT_TOKEN: newToken(), ALICE_TOKEN: newToken() };
   before(async () => {
     const store = new MemoryStore();
-    liveWatches = countLiveSubscriptions(store);
     c = await startCouncil({ store });
+    liveWatches = () => c.server.watchesLive;
 
     // The certificates, made by the README's own commands (bash: they use process substitution).
     ({ dir, remove } = await tempDir());
@@ -145,7 +145,7 @@ describe("README: Operating Council with grpcurl", function () {
       const addrs: Record<string, string> = { [DOC_ADDR]: c.addr, [DOC_TLS_ADDR]: tls.addr, [DOC_MTLS_ADDR]: mtls.addr };
       const args = argv(step.command, tokens).map((a) => addrs[a] ?? a);
       if (step.command.includes("/WatchDecisions")) {
-        // grpcurl's watch is live once the store reports one more live subscription.
+        // grpcurl's watch is live once the server reports one more live watch.
         const before = liveWatches();
         const watching = run(grpcurl, args, { timeoutMs: 30_000, cwd: dir });
         await waitFor(() => liveWatches() > before, { timeoutMs: 20_000, what: `the watch of ${step.command} to be live` });

@@ -29,24 +29,26 @@ export function decisionIdForRequest(submittedBy: string, requestId: string): st
   return `dec-${createHash("sha256").update(input).digest("hex").slice(0, 24)}`;
 }
 
-/** A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints. */
+/**
+ * A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints.
+ * It hashes the canonical JSON of the suggestion (keys sorted, as `canonicalJson` writes them), built
+ * here with its keys already in that order: the same bytes, without sorting on every review
+ * (test/domain/identity.test.ts holds the two equal).
+ */
 export function suggestionFingerprint(s: Suggestion): string {
-  return createHash("sha256")
-    .update(
-      canonicalJson({
-        id: s.id,
-        title: s.title,
-        description: s.description,
-        reasoning: s.reasoning,
-        risk: s.risk,
-        impact: s.impact,
-        auto_fixable: s.autoFixable,
-        fix_steps: s.fixSteps,
-        files_affected: s.filesAffected,
-        estimated_effort: s.estimatedEffort ?? null,
-      }),
-    )
-    .digest("hex");
+  const canonical = JSON.stringify({
+    auto_fixable: s.autoFixable,
+    description: s.description,
+    estimated_effort: s.estimatedEffort ?? null,
+    files_affected: s.filesAffected,
+    fix_steps: s.fixSteps,
+    id: s.id,
+    impact: s.impact,
+    reasoning: s.reasoning,
+    risk: s.risk,
+    title: s.title,
+  });
+  return createHash("sha256").update(canonical).digest("hex");
 }
 
 /** A digest of what a RecordOutcome call records, to tell a repeat of it from a conflicting call. */

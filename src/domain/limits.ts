@@ -86,19 +86,13 @@ const NUMBER = 12;
 const TIMESTAMP = 32;
 const MESSAGE_OVERHEAD = 8;
 
-/** UTF-8 length of a string, counted without allocating (lone surrogates count 3, as U+FFFD). */
+/**
+ * UTF-8 length of a string, counted without allocating (lone surrogates count 3, as U+FFFD), by
+ * Node's native count: a page of listings counts every string of 50 decisions, and a JavaScript
+ * loop over their characters was 20 times slower.
+ */
 export function utf8Bytes(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
+  return Buffer.byteLength(text, "utf8");
 }
 
 const str = (s: string) => utf8Bytes(s) + STRING_OVERHEAD;

@@ -14,9 +14,24 @@ export interface Conclusion {
   autoFixApproved: boolean;
 }
 
+/**
+ * The lower-cased form of each policy word and the words of each veto condition, worked out once:
+ * they come from the policy (a bounded set), and every review asks for them five times over.
+ */
+const lowered = new Map<string, string>();
+const vetoWords = new Map<string, string[]>();
+
 /** Case-insensitive substring test, as the seed module does it (Unicode-aware lower-casing). */
 function contains(haystackLower: string, needle: string): boolean {
-  return haystackLower.includes(needle.toLowerCase());
+  let lower = lowered.get(needle);
+  if (lower === undefined) lowered.set(needle, (lower = needle.toLowerCase()));
+  return haystackLower.includes(lower);
+}
+
+function wordsOf(condition: string): string[] {
+  let words = vetoWords.get(condition);
+  if (words === undefined) vetoWords.set(condition, (words = condition.split("_").filter((w) => w !== "")));
+  return words;
 }
 
 interface Texts {
@@ -24,11 +39,16 @@ interface Texts {
   full: string;
 }
 
+/** Each suggestion's texts, lower-cased once for all its reviewers (suggestions are never changed). */
+const textsOf = new WeakMap<Suggestion, Texts>();
+
 function texts(s: Suggestion): Texts {
-  return {
-    short: `${s.title} ${s.description}`.toLowerCase(),
-    full: `${s.title} ${s.description} ${s.reasoning}`.toLowerCase(),
-  };
+  let t = textsOf.get(s);
+  if (t === undefined) {
+    t = { short: `${s.title} ${s.description}`.toLowerCase(), full: `${s.title} ${s.description} ${s.reasoning}`.toLowerCase() };
+    textsOf.set(s, t);
+  }
+  return t;
 }
 
 function holds(p: Predicate, s: Suggestion, t: Texts): boolean {
@@ -66,12 +86,7 @@ function fill(template: string, s: Suggestion): string {
 
 /** The first of the reviewer's veto conditions whose every word appears in the full text. */
 export function firedVeto(reviewer: ReviewerRules, s: Suggestion, t: Texts = texts(s)): string | undefined {
-  return reviewer.veto_conditions.find((condition) =>
-    condition
-      .split("_")
-      .filter((w) => w !== "")
-      .every((w) => contains(t.full, w)),
-  );
+  return reviewer.veto_conditions.find((condition) => wordsOf(condition).every((w) => contains(t.full, w)));
 }
 
 function reasoningFor(role: string, vote: VoteType, s: Suggestion, concerns: string[]): string {

@@ -299,10 +299,37 @@ function resetNow(call: ServerWritableStream<unknown, unknown>, code: number): v
 /**
  * Resets `call`'s stream with the HTTP/2 code `code` if it is still open after `ms`: its trailers
  * (or the messages before them) did not leave, because its caller stopped reading.
+ *
+ * Nearly every stream has closed a moment after its call ended, so a timer per call (and a close
+ * listener to clear it) was wasted work on the hot path: streams are first collected, looked at
+ * together once, ENDED_CHECK_MS later, and only the few still open then get a timer of their own.
  */
 export function resetIfStillOpen(call: ServerWritableStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>, code: number, ms = TRAILERS_TIMEOUT_MS): void {
   const stream = http2StreamOf(call);
   if (!stream || stream.closed || stream.destroyed) return;
+  if (ms <= ENDED_CHECK_MS) {
+    resetAfter(stream, code, ms);
+    return;
+  }
+  ended.push({ stream, code, ms });
+  endedCheck ??= setTimeout(checkEnded, ENDED_CHECK_MS).unref();
+}
+
+/** How long after its call ended a stream is first looked at (see resetIfStillOpen). */
+const ENDED_CHECK_MS = 100;
+let ended: Array<{ stream: ServerHttp2Stream; code: number; ms: number }> = [];
+let endedCheck: NodeJS.Timeout | undefined;
+
+function checkEnded(): void {
+  const batch = ended;
+  ended = [];
+  endedCheck = undefined;
+  for (const { stream, code, ms } of batch) {
+    if (!stream.closed && !stream.destroyed) resetAfter(stream, code, ms - ENDED_CHECK_MS);
+  }
+}
+
+function resetAfter(stream: ServerHttp2Stream, code: number, ms: number): void {
   const timer = setTimeout(() => {
     if (!stream.closed && !stream.destroyed) stream.close(code);
   }, ms).unref();

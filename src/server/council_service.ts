@@ -1,16 +1,13 @@
 /** The gRPC handlers of council.v1.CouncilService: wire in, use case, wire out. */
-import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { ResourceExhaustedError, UnavailableError } from "../domain/errors.js";
-import { decisionBytes, utf8Bytes, voteBytes } from "../domain/limits.js";
 import { isFinal, type Decision, type Vote } from "../domain/model.js";
 import type {
   AwaitDecisionRequest,
   AwaitDecisionResponse,
   CouncilServiceServer,
   ReviewSuggestionResponse,
-  WatchDecisionsRequest,
-  WatchDecisionsResponse,
 } from "../gen/council/v1/council_service.js";
 import { serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
 import {
@@ -25,11 +22,13 @@ import {
   verdictTypeFromWire,
   voteToWire,
 } from "./convert.js";
+import { WatchHub } from "./watch_hub.js";
 
 export interface CouncilServiceOptions {
   /**
    * How many bytes of events (waiting, or being sent) a watcher may fall behind before it is ended
-   * with RESOURCE_EXHAUSTED. One review's events are always taken when nothing is waiting.
+   * with RESOURCE_EXHAUSTED. One review's events are always taken when nothing is waiting
+   * (watch_hub.ts).
    */
   watchBufferBytes: number;
   /**
@@ -50,40 +49,15 @@ function decisionEvent(d: Decision): ReviewSuggestionResponse {
   return { event: { $case: "decision", value: decisionToWire(d) }, decisionId: d.id, suggestionId: d.suggestionId };
 }
 
-/** One event of a watch, with its size as `decisionBytes`/`voteBytes` count it. */
-interface WatchEvent {
-  message: WatchDecisionsResponse;
-  bytes: number;
-}
-
-/**
- * The events of each stored review, built once: every subscriber of a store receives the same
- * decision object, so thousands of watchers share one copy of its events instead of one each.
- */
-const eventsOf = new WeakMap<Decision, { votes: WatchEvent[]; decision: WatchEvent }>();
-
-/** Events of one stored review, as a watch sends them. */
-function reviewEvents(d: Decision, includeVotes: boolean): WatchEvent[] {
-  let events = eventsOf.get(d);
-  if (!events) {
-    // Each event also carries the decision and suggestion ids, and is a oneof inside its message.
-    const ids = utf8Bytes(d.id) + utf8Bytes(d.suggestionId) + 32;
-    events = {
-      votes: d.votes.map((v) => ({ message: voteEvent(v, d.id, d.suggestionId), bytes: voteBytes(v) + ids })),
-      decision: { message: decisionEvent(d), bytes: decisionBytes(d) + ids },
-    };
-    eventsOf.set(d, events);
-  }
-  return includeVotes ? [...events.votes, events.decision] : [events.decision];
-}
-
 export function councilService(
   council: Council,
   t: Telemetry,
   options: CouncilServiceOptions,
-): { implementation: CouncilServiceServer; closeWatches: CloseWatches } {
+): { implementation: CouncilServiceServer; closeWatches: CloseWatches; watchesLive: () => number } {
   const watches = new Set<(err: Error) => void>();
   let watching = 0;
+  // Every watch of this server shares one store subscription and one encoding of each event.
+  const hub = new WatchHub(council, { boundBytes: options.watchBufferBytes, writeTimeoutMs: t.writeTimeoutMs });
 
   const implementation: CouncilServiceServer = {
     reviewSuggestion: serverStream(t, "ReviewSuggestion", async (req, out, ctx) => {
@@ -140,7 +114,7 @@ export function councilService(
       watching++;
       t.metrics.watchers.inc();
       try {
-        await watch(council, req, call, { boundBytes: options.watchBufferBytes, writeTimeoutMs: t.writeTimeoutMs }, watches);
+        await hub.watch(req, call, watches);
       } finally {
         watching--;
         t.metrics.watchers.dec();
@@ -181,89 +155,7 @@ export function councilService(
   const closeWatches = () => {
     for (const close of [...watches]) close(new UnavailableError("the server is shutting down; watch again"));
   };
-  return { implementation, closeWatches };
-}
-
-/**
- * Streams each review stored from now on until the caller cancels. Events wait in a queue while
- * the caller is slow, and are written one at a time, the next once the last has been sent; past
- * `boundBytes` waiting or being sent, or when one message has not left within `writeTimeoutMs`
- * (the caller reads nothing), the watch ends with RESOURCE_EXHAUSTED (calls.ts resets a stream
- * that is stuck on a message, so the memory it holds is freed at once).
- */
-function watch(
-  council: Council,
-  req: WatchDecisionsRequest,
-  call: ServerWritableStream<WatchDecisionsRequest, WatchDecisionsResponse>,
-  bounds: { boundBytes: number; writeTimeoutMs: number },
-  watches: Set<(err: Error) => void>,
-): Promise<void> {
-  const { boundBytes, writeTimeoutMs } = bounds;
-  const decisionType = decisionTypeFromWire("decision_type", req.decisionType);
-  return new Promise<void>((resolve, reject) => {
-    const queue: WatchEvent[] = [];
-    /** Bytes of the events waiting in the queue or being sent. */
-    let backlog = 0;
-    let writing = false;
-    let finished = false;
-    let stalled: NodeJS.Timeout | undefined;
-
-    const finish = (err?: Error) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(stalled);
-      unsubscribe();
-      watches.delete(finish);
-      call.off("cancelled", onCancel);
-      queue.length = 0;
-      if (err) reject(err);
-      else resolve();
-    };
-    const onCancel = () => finish();
-
-    const pump = () => {
-      if (writing || finished) return;
-      const next = queue.shift();
-      if (!next) return;
-      writing = true;
-      stalled = setTimeout(() => finish(new ResourceExhaustedError(`the watcher read nothing for ${writeTimeoutMs} ms; watch again`)), writeTimeoutMs);
-      // The callback runs once the message has left (HTTP/2 flow control let it go), or the call is gone.
-      call.write(next.message, () => {
-        clearTimeout(stalled);
-        writing = false;
-        backlog -= next.bytes;
-        pump();
-      });
-    };
-
-    const take = (events: WatchEvent[]) => {
-      if (finished) return;
-      const bytes = events.reduce((sum, e) => sum + e.bytes, 0);
-      // A watcher that keeps up is never ended by one large review: it is taken when nothing waits.
-      if (backlog > 0 && backlog + bytes > boundBytes) {
-        finish(new ResourceExhaustedError(`the watcher fell more than ${boundBytes} bytes behind; watch again`));
-        return;
-      }
-      queue.push(...events);
-      backlog += bytes;
-      pump();
-    };
-
-    const unsubscribe = council.watch(
-      decisionType,
-      (d) => take(reviewEvents(d, req.includeVotes)),
-      (err) => finish(err),
-      // Response headers tell the client that the watch is live: every review stored from now on is sent.
-      () => {
-        if (!finished) call.sendMetadata(new Metadata());
-      },
-      // A change to a stored decision is sent as the decision again, without its votes.
-      req.includeUpdates ? (d) => take(reviewEvents(d, false)) : undefined,
-    );
-    watches.add(finish);
-    call.on("cancelled", onCancel);
-    if (call.cancelled) finish();
-  });
+  return { implementation, closeWatches, watchesLive: () => hub.watchesLive };
 }
 
 /**

@@ -80,12 +80,15 @@ function fieldByNumber(desc: DescMessage, number: number): DescField | undefined
   return fields.get(number);
 }
 
-/** Checks one string (or bytes) value against its limit; `path` names it in the refusal. */
-function checkText(path: string, data: Uint8Array, isString: boolean, limit: FieldLimit | undefined): InvalidArgumentError | undefined {
-  if (limit?.bytes !== undefined && data.length > limit.bytes) {
-    return new InvalidArgumentError(path, `is ${data.length} bytes; the limit is ${limit.bytes}`);
-  }
-  if (isString && !isUtf8(data)) return new InvalidArgumentError(path, "is not valid UTF-8");
+/** Why one string (or bytes) value is refused, or undefined: past its limit, or not UTF-8. */
+function textRefusal(path: string, data: Uint8Array): InvalidArgumentError | undefined {
+  const problem = textProblem(data, true, undefined);
+  return problem === undefined ? undefined : new InvalidArgumentError(path, problem);
+}
+
+function textProblem(data: Uint8Array, isString: boolean, limit: FieldLimit | undefined): string | undefined {
+  if (limit?.bytes !== undefined && data.length > limit.bytes) return `is ${data.length} bytes; the limit is ${limit.bytes}`;
+  if (isString && !isUtf8(data)) return "is not valid UTF-8";
   return undefined;
 }
 
@@ -111,30 +114,37 @@ function walk(desc: DescMessage, bytes: Uint8Array, prefix: string, counts: Map<
       continue;
     }
     const data = reader.bytes();
-    const path = `${prefix}${field.name}`;
     const limit = fieldLimits[field.name];
-    const index = counts.get(path) ?? 0;
-    counts.set(path, index + 1);
-    if (limit?.items !== undefined && index >= limit.items) {
-      return new InvalidArgumentError(path, `has more than ${limit.items} items; the limit is ${limit.items}`);
-    }
+    // Paths are built only for lists (to count their items) and for a refusal: a valid request
+    // allocates no path strings (this walk runs on every request).
+    let problem: string | undefined;
     let refused: InvalidArgumentError | undefined;
     switch (field.fieldKind) {
       case "scalar":
-        refused = checkText(path, data, field.scalar === ScalarType.STRING, limit);
+        problem = textProblem(data, field.scalar === ScalarType.STRING, limit);
+        if (problem) refused = new InvalidArgumentError(`${prefix}${field.name}`, problem);
         break;
       case "message":
-        refused = walk(field.message, data, `${path}.`, counts, limits, depth + 1);
+        refused = walk(field.message, data, `${prefix}${field.name}.`, counts, limits, depth + 1);
         break;
-      case "list":
+      case "list": {
+        const path = `${prefix}${field.name}`;
+        const index = counts.get(path) ?? 0;
+        counts.set(path, index + 1);
+        if (limit?.items !== undefined && index >= limit.items) {
+          return new InvalidArgumentError(path, `has more than ${limit.items} items; the limit is ${limit.items}`);
+        }
         if (field.listKind === "scalar" && (field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES)) {
-          refused = checkText(`${path}[${index}]`, data, field.scalar === ScalarType.STRING, limit);
+          problem = textProblem(data, field.scalar === ScalarType.STRING, limit);
+          if (problem) refused = new InvalidArgumentError(`${path}[${index}]`, problem);
         } else if (field.listKind === "message") {
           refused = walk(field.message, data, `${path}[${index}].`, counts, limits, depth + 1);
         }
         break;
+      }
       case "map": {
         // A map entry is a message with the key as field 1 and the value as field 2.
+        const path = `${prefix}${field.name}`;
         const entry = new BinaryReader(data);
         while (entry.pos < entry.len && !refused) {
           const [n, t] = entry.tag();
@@ -144,8 +154,8 @@ function walk(desc: DescMessage, bytes: Uint8Array, prefix: string, counts: Map<
             continue;
           }
           const part = entry.bytes();
-          if (n === 1 && field.mapKey === ScalarType.STRING) refused = checkText(path, part, true, undefined);
-          if (n === 2 && field.mapKind === "scalar" && field.scalar === ScalarType.STRING) refused = checkText(path, part, true, undefined);
+          if (n === 1 && field.mapKey === ScalarType.STRING) refused = textRefusal(path, part);
+          if (n === 2 && field.mapKind === "scalar" && field.scalar === ScalarType.STRING) refused = textRefusal(path, part);
           if (n === 2 && field.mapKind === "message") refused = walk(field.message, part, `${path}.`, counts, limits, depth + 1);
         }
         if (entry.pos > entry.len) throw new Malformed();

@@ -112,6 +112,7 @@ const SESSION_MEMORY_MB = 32;
 
 export class CouncilServer {
   private shuttingDown = false;
+  private countWatchesLive: () => number = () => 0;
 
   private constructor(
     private readonly server: Server,
@@ -124,6 +125,14 @@ export class CouncilServer {
     private readonly metricsServer: { port: number; close: () => Promise<void> } | undefined,
     private readonly closeAccess: () => void,
   ) {}
+
+  /**
+   * How many WatchDecisions streams have gone live (response headers sent) since start, for tests
+   * and tools that cannot see the headers: every watch shares one store subscription (watch_hub.ts).
+   */
+  get watchesLive(): number {
+    return this.countWatchesLive();
+  }
 
   /** The port metrics are served on, if they are. */
   get metricsPort(): number | undefined {
@@ -235,6 +244,7 @@ export class CouncilServer {
       throw new Error(`cannot serve metrics on ${options.metricsAddr}: ${(err as Error).message}`);
     }
     const running = new CouncilServer(server, health, service.closeWatches, council, log, port, metricsServer, closeAccess);
+    running.countWatchesLive = service.watchesLive;
     health.setAll(store.isHealthy());
     store.onHealthChange((healthy) => {
       if (running.shuttingDown) return;

@@ -20,7 +20,7 @@
  * Every call is bounded: a Redis that is down or silent makes it fail with UnavailableError
  * within `operationTimeoutMs`, and the client reconnects on its own when Redis is back.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, type Redis } from "ioredis";
@@ -55,15 +55,18 @@ import {
   UNRECORDED_LAYOUT,
 } from "./keys.js";
 import {
+  DECISION_READ_FIELDS,
+  DECISION_SIZED_FIELDS,
   decodeDecision,
   decodeLesson,
   encodeDecision,
   encodeLesson,
   encodeVerdicts,
   fieldMap,
+  readFieldMap,
   revisionOf,
   statusOf,
-  type DecisionFields,
+  type DecisionReadFields,
 } from "./redis_codec.js";
 import {
   checkPersistence,
@@ -145,6 +148,9 @@ export interface RedisFeatures {
 
 const MAX_CURSOR = 512;
 
+/** Decisions one read_decisions.lua call reads at most, so that no call holds Redis for long (a page of 500 takes 8, in one round trip). */
+const READ_CHUNK = 64;
+
 /** Index members the status backfill reads per round of a bucket. */
 const BACKFILL_CHUNK = 200;
 /** Decisions read or written at once by the backfill and the sweeper (bounds memory: a doc may be 1.5 MB). */
@@ -153,9 +159,6 @@ const PARALLEL = 16;
 const REPAIR_LIMIT = 100;
 /** The sweeper looks for decisions stored without a status (by replicas of layout 1) every this many sweeps. */
 const CATCH_UP_EVERY = 8;
-
-/** The fields of a decision's hash whose lengths add up to about its size (for a page's byte budget). */
-const DECISION_SIZE_FIELDS: readonly (keyof DecisionFields)[] = ["doc", "notes", "lessons"];
 
 /** The custom commands defined from the Lua files. */
 interface Scripts {
@@ -176,6 +179,37 @@ interface IndexFacts {
 }
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+
+/**
+ * A read-only script whose number of keys varies, run as EVALSHA (EVAL when Redis does not have
+ * it): not as an ioredis custom command, whose auto-pipelining would route it on a cluster by its
+ * first argument (the number of keys) rather than by its first key.
+ */
+class ReadScript {
+  private readonly body: string;
+  private readonly sha: string;
+
+  constructor(name: string) {
+    this.body = lua(name);
+    this.sha = createHash("sha1").update(this.body).digest("hex");
+  }
+
+  async run<T>(client: RedisClient, keys: readonly string[], args: readonly string[]): Promise<T> {
+    try {
+      return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as T;
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      return (await client.eval(this.body, keys.length, ...keys, ...args)) as T;
+    }
+  }
+}
+
+/** lua/read_decisions.lua: the decisions of one page in one bucket (see `readPage`). */
+const READ_DECISIONS = new ReadScript("read_decisions");
+/** lua/read_counts.lua: the counters of a group of buckets, and whether anything is due (see `readCounts`). */
+const READ_COUNTS = new ReadScript("read_counts");
+/** lua/any_due.lua: whether a group of buckets has anything due (see `anyDue`). */
+const ANY_DUE = new ReadScript("any_due");
 
 export class RedisStore implements Store {
   readonly description: string;
@@ -440,7 +474,7 @@ export class RedisStore implements Store {
         String(decision.verdicts.length),
       ];
       const reply = await this.write<string[]>(b, "councilSaveReview", [...keys, ...argv]);
-      if (reply[0] === "stored") return { kind: "stored", decision: structuredClone(decision) };
+      if (reply[0] === "stored") return { kind: "stored", decision };
       const [, id, storedFingerprint] = reply;
       const existing = this.decode(await this.client.hgetall(k.decision(b, id!)));
       if (!existing) throw new DataLossError(`saveReview: request ${decision.requestId} names decision ${id}, which is missing`);
@@ -535,17 +569,17 @@ export class RedisStore implements Store {
     const cursor = checkCursor(page.cursor, INDEX_MEMBER);
     return this.op("listDecisions", async () => {
       const k = this.keys;
-      // A listing by status shows each decision in the index of its status as it reads now.
-      if (filter.status === "pending" || filter.status === "expired") await this.expireDueForRead();
-      const { top, more } = await this.mergePages((b) => k.index(b, filter), page.limit, cursor, page.oldestFirst === true);
-      const key = (i: number) => k.decision(top[i]!.bucket, memberDecisionId(top[i]!.member));
-      const read = await this.toRead(top.length, page.maxBytes, (i) =>
-        Promise.all(DECISION_SIZE_FIELDS.map((f) => this.client.hstrlen(key(i), f))).then((lengths) => lengths.reduce((a, b) => a + b, 0)),
-      );
-      const hashes = await Promise.all(top.slice(0, read).map((_, i) => this.client.hgetall(key(i))));
+      const merge = () => this.mergePages((b) => k.index(b, filter), page.limit, cursor, page.oldestFirst === true);
+      // A listing by status shows each decision in the index of its status as it reads now: what
+      // is due is expired first. Nothing is due almost always, so the check goes with the read,
+      // and the read is made again after an expiry.
+      const byStatus = filter.status === "pending" || filter.status === "expired";
+      const [due, merged] = await Promise.all([byStatus && this.anyDue(), merge()]);
+      const { top, more } = due ? await this.expireDueForRead().then(merge) : merged;
+      const fields = await this.readPage(top, page.maxBytes);
       const items: Decision[] = [];
-      hashes.forEach((h, i) => {
-        const d = this.decode(h);
+      fields.forEach((f, i) => {
+        const d = this.decode(f);
         // Council deletes nothing: an index entry without its decision means stored data was lost.
         if (!d) throw new DataLossError(`listDecisions: index entry ${top[i]!.member} of bucket ${top[i]!.bucket} names a decision that is missing`);
         items.push(d);
@@ -557,9 +591,10 @@ export class RedisStore implements Store {
 
   async summary(): Promise<Summary> {
     return this.op("summary", async () => {
-      // The counts of pending and expired include what is due now.
-      await this.expireDueForRead();
-      const all = await Promise.all(this.keys.all().map((b) => this.client.hgetall(this.keys.counts(b))));
+      // The counts of pending and expired include what is due now: when anything is, it is
+      // expired, and the counters read again.
+      const read = await this.readCounts();
+      const all = read.due ? (await this.expireDueForRead().then(() => this.readCounts())).counts : read.counts;
       const s = emptySummary();
       for (const c of all) {
         const n = (field: string) => Number(c[field] ?? 0);
@@ -719,6 +754,82 @@ export class RedisStore implements Store {
   }
 
   /**
+   * The buckets in the groups that one read script call takes together: all of them on one Redis,
+   * each alone on a cluster (the keys of a script must share a slot there).
+   */
+  private bucketGroups(): number[][] {
+    const all = this.keys.all();
+    return this.client instanceof Cluster ? all.map((b) => [b]) : [all];
+  }
+
+  /** Whether a pending decision is due to expire by the server's clock as last measured, in any bucket. */
+  private async anyDue(): Promise<boolean> {
+    const now = String(this.now().getTime());
+    const replies = await Promise.all(this.bucketGroups().map((g) => ANY_DUE.run<number>(this.client, g.map((b) => this.keys.expiries(b)), [now])));
+    return replies.some((due) => due === 1);
+  }
+
+  /**
+   * The buckets' counters, summed per group of `bucketGroups` (one record on one Redis, one per
+   * bucket on a cluster), and whether a pending decision is due to expire in any (`anyDue`).
+   */
+  private async readCounts(): Promise<{ due: boolean; counts: Record<string, string>[] }> {
+    const k = this.keys;
+    const now = String(this.now().getTime());
+    const replies = await Promise.all(
+      this.bucketGroups().map((g) => READ_COUNTS.run<[number, ...string[]]>(this.client, [...g.map((b) => k.counts(b)), ...g.map((b) => k.expiries(b))], [now])),
+    );
+    return { due: replies.some((r) => r[0] === 1), counts: replies.map((r) => fieldMap(r.slice(1) as string[])) };
+  }
+
+  /**
+   * The stored fields of the decisions a page's index entries name, in their order: as many of
+   * them as fit `maxBytes` by their stored sizes, plus one (the caller counts exactly on what was
+   * read, and the page ends there), so that a page of large decisions is never read whole.
+   *
+   * One read_decisions.lua call per 64 decisions (on a cluster, per bucket too: a script's keys
+   * must share a slot), all in one round trip, returns each decision's fields, or only its size when that is more than
+   * `maxBytes / entries` (so that round trip carries at most about `maxBytes`); the large decisions
+   * that still fit are read in a second round trip.
+   */
+  private async readPage(top: readonly { bucket: number; member: string }[], maxBytes: number | undefined): Promise<DecisionReadFields[]> {
+    if (top.length === 0) return [];
+    const k = this.keys;
+    const key = (i: number) => k.decision(top[i]!.bucket, memberDecisionId(top[i]!.member));
+    // The entries by group of one script call: one group on one Redis, a group per bucket on a
+    // cluster; at most READ_CHUNK entries each, so that no call holds Redis for long.
+    const byGroup = new Map<number, number[][]>();
+    const cluster = this.client instanceof Cluster;
+    top.forEach(({ bucket }, i) => {
+      const group = cluster ? bucket : 0;
+      let chunks = byGroup.get(group);
+      if (!chunks) byGroup.set(group, (chunks = [[]]));
+      let chunk = chunks[chunks.length - 1]!;
+      if (chunk.length === READ_CHUNK) chunks.push((chunk = []));
+      chunk.push(i);
+    });
+    const each = maxBytes === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(maxBytes / top.length);
+    type Reply = number | [string | null, string];
+    const read = (indexes: readonly number[], limit: number) =>
+      READ_DECISIONS.run<Reply[]>(this.client, indexes.map(key), [String(limit), String(DECISION_SIZED_FIELDS.length), ...DECISION_READ_FIELDS]);
+    const got: (number | DecisionReadFields)[] = new Array(top.length);
+    const decoded = (reply: Reply) => (typeof reply === "number" ? reply : readFieldMap(reply[0], reply[1]));
+    const calls = [...byGroup.values()].flat();
+    const replies = await Promise.all(calls.map((indexes) => read(indexes, each)));
+    calls.forEach((indexes, c) => indexes.forEach((i, j) => (got[i] = decoded(replies[c]![j]!))));
+    // Stored sizes, in bytes for a decision returned only by its size, in UTF-16 units for one
+    // returned whole (close enough for a budget that the caller then counts exactly).
+    const sizes = got.map((v) => (typeof v === "number" ? v : sizedLength(v)));
+    const count = maxBytes === undefined ? top.length : Math.min(top.length, countWithin(sizes, (n) => n, maxBytes) + 1);
+    const large = got.slice(0, count).flatMap((v, i) => (typeof v === "number" ? [i] : []));
+    if (large.length > 0) {
+      const whole = await Promise.all(large.map((i) => read([i], Number.MAX_SAFE_INTEGER)));
+      large.forEach((i, j) => (got[i] = decoded(whole[j]![0]!)));
+    }
+    return got.slice(0, count) as DecisionReadFields[];
+  }
+
+  /**
    * How many of a page's first `count` items to read so that it stays within `maxBytes`, judged
    * from their stored lengths (`length(i)`, e.g. HSTRLEN), so that a page of large items is never
    * read whole. One more than the lengths suggest is read: the caller counts exactly
@@ -735,18 +846,41 @@ export class RedisStore implements Store {
    * greatest first; or, `ascending`, the `limit` least members above it, least first. Members are
    * globally unique and globally ordered (they start with the time the store gave them, strictly
    * increasing per bucket), so one cursor (the last member returned) serves every bucket.
+   *
+   * Each bucket is first asked for about twice its share of the page (decisions fall into buckets
+   * by a hash of their id, so a page spreads evenly), not for a whole page each: 16 buckets
+   * returned 16 pages of members for one page. A bucket that gave all it was asked for and whose
+   * last member still falls within the page may hold more that belong in it: it alone is asked
+   * again, for a whole page past its last member, after which every bucket either has no more or
+   * has its last member past the page, so the merge is exact. Two round trips at most.
    */
   private async mergePages(keyOf: (bucket: number) => string, limit: number, cursor: string | undefined, ascending = false) {
-    const perBucket = await Promise.all(
-      this.keys.all().map((b) =>
-        ascending
-          ? this.client.zrangebylex(keyOf(b), cursor === undefined ? "-" : `(${cursor}`, "+", "LIMIT", 0, limit + 1)
-          : this.client.zrevrangebylex(keyOf(b), cursor === undefined ? "+" : `(${cursor}`, "-", "LIMIT", 0, limit + 1),
-      ),
-    );
-    const merged = perBucket.flatMap((members, bucket) => members.map((member) => ({ bucket, member })));
+    const want = limit + 1;
+    const buckets = this.keys.all();
+    const range = (b: number, after: string | undefined, count: number) =>
+      ascending
+        ? this.client.zrangebylex(keyOf(b), after === undefined ? "-" : `(${after}`, "+", "LIMIT", 0, count)
+        : this.client.zrevrangebylex(keyOf(b), after === undefined ? "+" : `(${after}`, "-", "LIMIT", 0, count);
+    const share = Math.min(want, 2 * Math.ceil(want / buckets.length) + 1);
+    const lists = await Promise.all(buckets.map((b) => range(b, cursor, share)));
+    // Whether a bucket may hold members past its list (it gave all it was asked for).
+    const open = lists.map((members) => members.length === share && share < want);
     const order = ascending ? 1 : -1;
-    merged.sort((a, b) => (a.member < b.member ? -order : a.member > b.member ? order : 0));
+    const compare = (a: { member: string }, b: { member: string }) => (a.member < b.member ? -order : a.member > b.member ? order : 0);
+    const merge = () =>
+      lists
+        .flatMap((members, bucket) => members.map((member) => ({ bucket, member })))
+        .sort(compare)
+        .slice(0, want);
+    let merged = merge();
+    const last = (bucket: number) => lists[bucket]![lists[bucket]!.length - 1]!;
+    const inPage = new Set(merged.map((m) => m.member));
+    const again = buckets.filter((b) => open[b] && inPage.has(last(b)));
+    if (again.length > 0) {
+      const more = await Promise.all(again.map((b) => range(b, last(b), want)));
+      again.forEach((b, i) => lists[b]!.push(...more[i]!));
+      merged = merge();
+    }
     return { top: merged.slice(0, limit), more: merged.length > limit };
   }
 
@@ -781,7 +915,7 @@ export class RedisStore implements Store {
   }
 
   /** A stored decision as it reads now: a pending one past its expiry by the server's clock reads expired. */
-  private decode(fields: Record<string, string>): Decision | undefined {
+  private decode(fields: DecisionReadFields): Decision | undefined {
     const d = decodeDecision(fields, this.o.verdicts);
     return d && asOf(d, this.now());
   }
@@ -1012,6 +1146,13 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) =
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** The length of a decision's sized fields. */
+function sizedLength(fields: DecisionReadFields): number {
+  let n = 0;
+  for (const f of DECISION_SIZED_FIELDS) n += fields[f]?.length ?? 0;
+  return n;
 }
 
 function checkCursor(cursor: string | undefined, shape: RegExp): string | undefined {

@@ -106,7 +106,7 @@ export function encodeVerdicts(verdicts: readonly Verdict[]): string {
 }
 
 function decodeVerdicts(json: string | undefined): Verdict[] {
-  if (json === undefined || json === "") return [];
+  if (json === undefined || json === "" || json === "[]") return [];
   const list = JSON.parse(json) as VerdictDoc[];
   if (!Array.isArray(list)) throw new Error("stored verdicts are not a list");
   return list.map((v) => {
@@ -184,6 +184,53 @@ export function encodeDecision(d: Decision): DecisionFields {
   };
 }
 
+/**
+ * The hash fields of a decision that make it large (the page byte budget reads their lengths
+ * before it reads a decision whole), first among the fields a read fetches.
+ */
+export const DECISION_SIZED_FIELDS = ["doc", "notes", "lessons", "verdicts"] as const;
+
+/**
+ * Every hash field `decodeDecision` reads, and no other: a listing fetches these alone
+ * (lua/read_decisions.lua: no field names on the wire, none of the fields kept for the scripts).
+ * `decodeDecision` takes only these names, so that reading a new field without listing it here
+ * does not compile.
+ */
+export const DECISION_READ_FIELDS = [
+  ...DECISION_SIZED_FIELDS,
+  "submitted_by",
+  "outcome",
+  "implemented_at",
+  "outcome_by",
+  "outcome_by_op",
+  "op",
+  "status",
+  "approvals",
+  "expires_at",
+  "supersedes",
+  "superseded_by",
+] as const;
+
+/** The stored fields a decision is decoded from (a whole hash, or the read fields alone). */
+export type DecisionReadFields = Readonly<Partial<Record<(typeof DECISION_READ_FIELDS)[number], string>>>;
+
+/**
+ * A decision as read_decisions.lua returns it: the doc, and a JSON list of the values of the other
+ * DECISION_READ_FIELDS in order, false for a field the decision lacks.
+ */
+export function readFieldMap(doc: string | null, rest: string): DecisionReadFields {
+  const out: Partial<Record<(typeof DECISION_READ_FIELDS)[number], string>> = {};
+  if (doc !== null) out.doc = doc;
+  const values = JSON.parse(rest) as unknown;
+  if (!Array.isArray(values) || values.length !== DECISION_READ_FIELDS.length - 1) throw new Error("stored decision fields are not the list asked for");
+  for (let i = 0; i < values.length; i++) {
+    const v: unknown = values[i];
+    if (typeof v === "string") out[DECISION_READ_FIELDS[i + 1]!] = v;
+    else if (v !== false) throw new Error(`stored decision field ${DECISION_READ_FIELDS[i + 1]} is not a string`);
+  }
+  return out;
+}
+
 /** A flat `[field, value, …]` reply (HGETALL, a stream entry) as a record. */
 export function fieldMap(flat: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -197,28 +244,25 @@ export function fieldMap(flat: readonly string[]): Record<string, string> {
  * presents it as expired, by its clock: `asOf`). `verdicts` is the policy section that a decision
  * stored before SPEC §9 takes its approvals from.
  */
-export function decodeDecision(fields: Record<string, string>, verdicts: VerdictsSection = DEFAULT_VERDICTS): Decision | undefined {
+export function decodeDecision(fields: DecisionReadFields, verdicts: VerdictsSection = DEFAULT_VERDICTS): Decision | undefined {
   if (fields.doc === undefined) return undefined;
   const doc = JSON.parse(fields.doc) as DecisionDoc;
   if (doc.v !== DOC_VERSION) throw new Error(`decision doc version ${doc.v} is not readable by this version of Council`);
   const s = doc.suggestion;
-  const legacy = legacyLifecycle(doc.decision, verdicts);
-  const approvals = fields.approvals ? Number(fields.approvals) : legacy.approvalsRequired;
+  const legacy = fields.status && fields.approvals ? undefined : legacyLifecycle(doc.decision, verdicts);
+  const approvals = fields.approvals ? Number(fields.approvals) : legacy!.approvalsRequired;
   if (!Number.isSafeInteger(approvals) || approvals < 0) throw new Error(`stored approvals ${JSON.stringify(fields.approvals)} is not a count`);
+  // The parsed doc is this call's own: its votes and suggestion become the decision's in place (a
+  // page of listings decodes 50 docs, and copying every object of each again was a third of it).
+  const votes = doc.votes as unknown as (Omit<VoteDoc, "castAt"> & { castAt: number | Date })[];
+  for (const v of votes) v.castAt = new Date(v.castAt as number);
+  const suggestion = s as Omit<Suggestion, "estimatedEffort"> & { estimatedEffort: Suggestion["estimatedEffort"] | null };
+  if (suggestion.estimatedEffort === null) suggestion.estimatedEffort = undefined; // stored as null: JSON has no undefined
   return {
     id: doc.id,
     suggestionId: doc.suggestionId,
     decision: doc.decision,
-    votes: doc.votes.map((v) => ({
-      reviewerRole: v.reviewerRole,
-      vote: v.vote,
-      reasoning: v.reasoning,
-      concerns: v.concerns,
-      conditions: v.conditions,
-      confidence: v.confidence,
-      castAt: new Date(v.castAt),
-      veto: v.veto,
-    })),
+    votes: votes as Vote[],
     finalReasoning: doc.finalReasoning,
     conditions: doc.conditions,
     requiresManualOversight: doc.requiresManualOversight,
@@ -230,21 +274,10 @@ export function decodeDecision(fields: Record<string, string>, verdicts: Verdict
     outcomeNotes: fields.notes ?? "",
     lessonsLearned: fields.lessons ?? "",
     policyVersion: doc.policyVersion,
-    suggestion: {
-      id: s.id,
-      title: s.title,
-      description: s.description,
-      reasoning: s.reasoning,
-      risk: s.risk,
-      impact: s.impact,
-      autoFixable: s.autoFixable,
-      fixSteps: s.fixSteps,
-      filesAffected: s.filesAffected,
-      estimatedEffort: s.estimatedEffort ?? undefined,
-    },
+    suggestion: suggestion as Suggestion,
     requestId: doc.requestId,
     submittedBy: fields.submitted_by ?? ANONYMOUS_NAME,
-    status: fields.status ? statusOf(fields.status) : legacy.status,
+    status: fields.status ? statusOf(fields.status) : legacy!.status,
     verdicts: decodeVerdicts(fields.verdicts),
     approvalsRequired: approvals,
     expiresAt: fields.expires_at ? new Date(Number(fields.expires_at)) : undefined,
@@ -258,7 +291,7 @@ export function decodeDecision(fields: Record<string, string>, verdicts: Verdict
  * recorded it wrote it (its `outcome_by_op` is the hash's `op`: both are absent on a decision
  * saved with its outcome, both the call's id after record_outcome.lua); else `anonymous`.
  */
-function outcomeRecordedBy(fields: Record<string, string>): string {
+function outcomeRecordedBy(fields: DecisionReadFields): string {
   if (!fields.outcome) return "";
   if (fields.outcome_by !== undefined && fields.outcome_by_op === fields.op) return fields.outcome_by;
   return ANONYMOUS_NAME;

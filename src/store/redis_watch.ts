@@ -277,6 +277,8 @@ async function transaction(multi: ReturnType<RedisClient["multi"]>): Promise<unk
 /** The one reader of a process, shared by every subscriber. */
 export class EventFeed {
   private readonly subscribers = new Set<Subscriber>();
+  /** How many subscribers want updates (counted, not searched for on every read: awaits are thousands). */
+  private wantUpdates = 0;
   /** Bumped at every start and stop; a loop runs while its generation is current. */
   private generation = 0;
   /** Whether the running reader knows where every stream ended when it started. */
@@ -306,6 +308,7 @@ export class EventFeed {
   subscribe(onReview: Subscriber["onReview"], onError: Subscriber["onError"], onLive?: () => void, onUpdate?: Subscriber["onUpdate"]): Unsubscribe {
     const sub: Subscriber = { onReview, onError, onUpdate };
     this.subscribers.add(sub);
+    if (onUpdate) this.wantUpdates++;
     if (onLive) {
       if (this.live) queueMicrotask(onLive);
       else this.waitingForLive.push(onLive);
@@ -315,7 +318,9 @@ export class EventFeed {
       void this.run(generation);
     }
     return () => {
-      if (!this.subscribers.delete(sub) || this.subscribers.size > 0) return;
+      if (!this.subscribers.delete(sub)) return;
+      if (onUpdate) this.wantUpdates--;
+      if (this.subscribers.size > 0) return;
       this.stopReading();
     };
   }
@@ -328,6 +333,7 @@ export class EventFeed {
   fail(err: Error): void {
     const subs = [...this.subscribers];
     this.subscribers.clear();
+    this.wantUpdates = 0;
     this.stopReading();
     for (const s of subs) {
       try {
@@ -542,7 +548,7 @@ export class EventFeed {
             for (const e of entries) if (e.us > watermark) watermark = e.us;
           }
           // Changes nobody asked for are not fetched (their positions moved on all the same).
-          const wanted = [...this.subscribers].some((s) => s.onUpdate !== undefined);
+          const wanted = this.wantUpdates > 0;
           ready = next.filter((e) => e.kind === "review" || wanted).sort((a, b) => a.us - b.us || a.stream - b.stream || a.seq - b.seq);
           if (!full && ready.length === 0) await this.source.pause();
         } catch (err) {
@@ -569,9 +575,13 @@ export class EventFeed {
   }
 
   private deliver(entries: Entry[], decisions: Decision[]): void {
+    // The subscribers as they are now, copied once for the whole chunk (one that subscribes during
+    // the delivery goes live after it, so these were stored before it was live). One that leaves
+    // meanwhile is skipped.
+    const subscribers = [...this.subscribers];
     decisions.forEach((decision, i) => {
       const update = entries[i]!.kind === "update";
-      for (const s of [...this.subscribers]) {
+      for (const s of subscribers) {
         if (!this.subscribers.has(s)) continue;
         try {
           if (!update) s.onReview(decision);

@@ -123,6 +123,10 @@ export interface Page<T> {
 
 export type Unsubscribe = () => void;
 
+/**
+ * Decisions and lessons cross this interface as values: a caller never changes one it handed to
+ * the store or read from it (the in-process store keeps and hands out the objects themselves).
+ */
 export interface Store {
   /** A short description for the start-up log, e.g. "in-process" or "redis 127.0.0.1:6379". */
   readonly description: string;

@@ -10,7 +10,7 @@ import { PRESETS } from "../../src/domain/presets.js";
 import { unique } from "../support/fixtures.js";
 import { RedisServer } from "../support/redis.js";
 import type { Running } from "../support/server.js";
-import { countLiveSubscriptions, waitFor } from "../support/wait.js";
+import { waitFor } from "../support/wait.js";
 import { startReplica } from "../redis/helpers.js";
 import { buildCli, council, expectExit, startCouncilCli, type LiveCouncil } from "./helpers.js";
 
@@ -40,7 +40,7 @@ describe("council CLI on Redis: two replicas", function () {
     const prefix = `${unique("cli")}:`;
     a = await startReplica(redis.url, prefix, { policy: POLICY, buckets: 4 });
     b = await startReplica(redis.url, prefix, { policy: POLICY, buckets: 4 });
-    liveOnB = countLiveSubscriptions(b.store);
+    liveOnB = () => b.server.watchesLive;
     onA = ["--addr", a.addr];
     onB = ["--addr", b.addr];
   });

@@ -2,14 +2,14 @@
  * `review` and `watch` print each vote the moment it arrives: the server holds a review after its
  * first vote (CouncilOptions.beforeVote) until the test has read that vote from the CLI's stdout,
  * so a CLI that buffered its output until the decision would fail. `watch` is run until it is
- * live on the server (the store counts its subscription), then sees reviews and the changes
+ * live on the server (the server counts its live watches), then sees reviews and the changes
  * people make, in both output formats.
  */
 import { expect } from "chai";
 import { MemoryStore } from "../../src/store/memory.js";
 import { unique, wireSuggestion } from "../support/fixtures.js";
 import { gate, review, startCouncil, type Running } from "../support/server.js";
-import { countLiveSubscriptions, waitFor } from "../support/wait.js";
+import { waitFor } from "../support/wait.js";
 import { buildCli, council, expectExit, expectFits, startCouncilCli, type LiveCouncil } from "./helpers.js";
 import { RiskLevel } from "../../src/gen/council/v1/review.js";
 
@@ -27,8 +27,8 @@ describe("council CLI: streams print each event as it arrives", function () {
   before(async () => {
     await buildCli();
     const store = new MemoryStore();
-    liveWatches = countLiveSubscriptions(store);
     c = await startCouncil({ store, beforeVote: async (_role, index) => (index === 1 ? hold?.promise : undefined) });
+    liveWatches = () => c.server.watchesLive;
     addr = ["--addr", c.addr];
   });
   afterEach(() => {

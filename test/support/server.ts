@@ -52,6 +52,8 @@ export interface StartOptions extends CouncilOptions {
   watchBufferBytes?: number;
   maxWatchers?: number;
   maxStreamsPerConnection?: number;
+  /** How long a response may wait for its caller to read it (COUNCIL_STREAM_WRITE_TIMEOUT_MS). */
+  streamWriteTimeoutMs?: number;
   metricsAddr?: string;
   /** TLS (and mTLS with `clientCaFile`) on the gRPC port; files are watched as in production. */
   tls?: TlsFileNames;
@@ -139,6 +141,7 @@ export async function startCouncil(options: StartOptions = {}): Promise<Running>
     watchBufferBytes: options.watchBufferBytes,
     maxWatchers: options.maxWatchers,
     maxStreamsPerConnection: options.maxStreamsPerConnection,
+    streamWriteTimeoutMs: options.streamWriteTimeoutMs,
     metricsAddr: options.metricsAddr,
     tls,
     authenticator,

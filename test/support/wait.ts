@@ -5,7 +5,6 @@
  * so that a slow machine makes a test slower, never wrong, and a real failure names itself.
  */
 import type { EventEmitter } from "node:events";
-import type { Store } from "../../src/store/store.js";
 
 export interface WaitOptions {
   /** What the test is waiting for, for the failure message ("the watch to end"). */
@@ -61,25 +60,4 @@ export function nextEvent<T = unknown>(emitter: EventEmitter, event: string, opt
     emitter.once(event, listener);
   });
   return within(happened, options).finally(() => emitter.off(event, listener));
-}
-
-/**
- * Counts the subscriptions of `store` that became live (the Store's `onLive` callback): from that
- * moment each review the store saves reaches the subscriber. For tests that cannot see the
- * WatchDecisions response headers themselves (a watch run by grpcurl, say).
- */
-export function countLiveSubscriptions(store: Store): () => number {
-  let live = 0;
-  const subscribe = store.subscribe.bind(store);
-  store.subscribe = (onReview, onError, onLive, onUpdate) =>
-    subscribe(
-      onReview,
-      onError,
-      () => {
-        live++;
-        onLive?.();
-      },
-      onUpdate,
-    );
-  return () => live;
 }

@@ -136,10 +136,17 @@ local us = string.format("%d", t_us)
 
 -- ---- writes ----
 
-redis.call("HSET", KEYS[1], "doc", ARGV[3], "submitted_by", ARGV[14], "outcome", ARGV[4], "notes", ARGV[5],
-  "lessons", ARGV[6], "implemented_at", ARGV[7], "outcome_by", ARGV[15], "status", ARGV[16],
-  "verdicts", ARGV[19], "approvals", ARGV[17], "expires_at", ARGV[18], "supersedes", ARGV[20],
-  "superseded_by", "", "revision", "1", "ix", member, "type", ARGV[9], "sid", ARGV[21], "nv", ARGV[22])
+local fields = { "doc", ARGV[3], "submitted_by", ARGV[14], "status", ARGV[16], "verdicts", ARGV[19],
+  "approvals", ARGV[17], "revision", "1", "ix", member, "type", ARGV[9], "sid", ARGV[21], "nv", ARGV[22] }
+local optional = { "outcome", ARGV[4], "notes", ARGV[5], "lessons", ARGV[6], "implemented_at", ARGV[7],
+  "outcome_by", ARGV[15], "expires_at", ARGV[18], "supersedes", ARGV[20] }
+for i = 1, #optional, 2 do
+  if optional[i + 1] ~= "" or (optional[i] == "outcome_by" and ARGV[4] ~= "") then
+    fields[#fields + 1] = optional[i]
+    fields[#fields + 1] = optional[i + 1]
+  end
+end
+redis.call("HSET", KEYS[1], unpack(fields))
 if ARGV[1] ~= "" then
   redis.call("HSET", KEYS[2], "id", ARGV[13], "fp", ARGV[2], "op", ARGV[8])
 end

@@ -1,0 +1,72 @@
+/**
+ * A suggestion's fingerprint tells a replay of a request from a conflicting one, also against
+ * decisions stored by earlier versions: it must stay the sha256 of the suggestion's canonical JSON
+ * (sorted keys, as canonicalJson writes them), whatever shortcut builds that JSON.
+ */
+import { createHash } from "node:crypto";
+import { expect } from "chai";
+import { suggestionFingerprint } from "../../src/domain/identity.js";
+import { canonicalJson } from "../../src/domain/policy.js";
+import type { Suggestion } from "../../src/domain/model.js";
+import { suggestion } from "../support/fixtures.js";
+
+/** The fingerprint as it was first defined: canonicalJson of the snake_case fields. */
+function reference(s: Suggestion): string {
+  const fields = {
+    id: s.id,
+    title: s.title,
+    description: s.description,
+    reasoning: s.reasoning,
+    risk: s.risk,
+    impact: s.impact,
+    auto_fixable: s.autoFixable,
+    fix_steps: s.fixSteps,
+    files_affected: s.filesAffected,
+    estimated_effort: s.estimatedEffort ?? null,
+  };
+  return createHash("sha256").update(canonicalJson(fields)).digest("hex");
+}
+
+describe("suggestion fingerprints", () => {
+  it("is pinned for a fixed suggestion (computed with the first definition)", () => {
+    const s: Suggestion = {
+      id: "sug-pinned",
+      title: "Tidy the retry helper",
+      description: "Replace the hand-rolled loop with the shared helper.",
+      reasoning: "Fewer code paths.",
+      risk: "low",
+      impact: "low",
+      autoFixable: true,
+      fixSteps: ["Apply the patch", "Run the unit tests"],
+      filesAffected: ["src/retry.ts"],
+      estimatedEffort: "small",
+    };
+    expect(suggestionFingerprint(s)).to.equal("02375d4cf95c003a63d48e558a0f8c20e72119cc96953e6765a962bfff5e1877");
+  });
+
+  it("equals the canonical JSON digest for awkward text, empty lists and no effort", () => {
+    const cases: Suggestion[] = [
+      suggestion({ title: 'quotes " and \\ backslashes', description: "line\nbreak\ttab \u2028 \u0000", fixSteps: [] }),
+      suggestion({ estimatedEffort: undefined, filesAffected: [], reasoning: "émoji 🚀 and 中文" }),
+      suggestion({ autoFixable: false, risk: "critical", impact: "high", fixSteps: ["a", "b", "c"] }),
+    ];
+    for (const s of cases) expect(suggestionFingerprint(s)).to.equal(reference(s));
+  });
+
+  it("differs when any one field differs", () => {
+    const base = suggestion({ id: "sug-x" });
+    const variants: Partial<Suggestion>[] = [
+      { id: "sug-y" },
+      { title: "other" },
+      { description: "other" },
+      { reasoning: "other" },
+      { risk: "high" },
+      { impact: "high" },
+      { autoFixable: false },
+      { fixSteps: ["other"] },
+      { filesAffected: ["other"] },
+      { estimatedEffort: "large" },
+    ];
+    for (const v of variants) expect(suggestionFingerprint({ ...base, ...v }), JSON.stringify(v)).not.to.equal(suggestionFingerprint(base));
+  });
+});
