@@ -12,10 +12,11 @@
  *
  * No leak: a Redis-backed replica takes 100,000 reviews (quick: 5,000) from ghz; its RSS after all
  * of them is compared with its RSS after the first 10,000 (quick: 1,000), a warm-up, and sampled
- * after each further tenth (a leak climbs steadily; a heap that settles flattens). Criterion: RSS
- * grows by at most 30 MiB (fewer than 350 bytes per review over 90,000). RSS also holds garbage not
- * yet collected, so with BENCH_HEAP_DIR the live heap is measured exactly, from heap snapshots
- * (V8 collects garbage before it writes one): it must grow by at most 2 MiB.
+ * after each further tenth (a leak climbs steadily; a heap that settles flattens). RSS also holds
+ * garbage not yet collected and the young generation V8 grows into, so the criterion is the live
+ * heap, measured exactly from heap snapshots after the warm-up and after all reviews (V8 collects
+ * garbage before it writes one; they go to a scratch directory, or BENCH_HEAP_DIR): it must grow
+ * by at most 2 MiB. RSS is reported (it is judged, at most +30 MiB, only if no snapshot was taken).
  *
  * Fan-out, on the in-process store and on Redis: the p50 latency of a review (ghz, one review at a
  * time from one client, 200 after 20 of warm-up) with no watcher, then with 2,000 WatchDecisions
@@ -30,7 +31,8 @@
  * streams open, and of the leak server after the warm-up and after all reviews (its live heap is
  * then judged too).
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { suggestionToWire } from "../src/server/convert.js";
@@ -314,7 +316,21 @@ export async function run(opts: { quick: boolean; cpuProf?: boolean; only?: "mem
     }
 
     if (!only || only === "leak") {
-      const l = await leak(redis, leakWarm, leakTotal);
+      // The live heap (from heap snapshots, taken after a full GC) is the criterion: RSS also holds
+      // garbage not yet collected and the young generation V8 grows into (npm start gives it up to
+      // 64 MB), so RSS is reported, not judged. Snapshots go to a scratch directory unless
+      // BENCH_HEAP_DIR keeps them.
+      const scratch = process.env.BENCH_HEAP_DIR ? undefined : mkdtempSync(join(tmpdir(), "council-bench-heap-"));
+      if (scratch) process.env.BENCH_HEAP_DIR = scratch;
+      let l: Awaited<ReturnType<typeof leak>>;
+      try {
+        l = await leak(redis, leakWarm, leakTotal);
+      } finally {
+        if (scratch) {
+          delete process.env.BENCH_HEAP_DIR;
+          rmSync(scratch, { recursive: true, force: true });
+        }
+      }
       // With heap snapshots the RSS curve starts after the first tenth (see leak()).
       const from = l.liveHeap ? leakWarm + Math.ceil((leakTotal - leakWarm) / 10) : leakWarm;
       const grown = l.afterAll - l.afterWarm;
@@ -335,14 +351,14 @@ export async function run(opts: { quick: boolean; cpuProf?: boolean; only?: "mem
       const rssOk = grown <= TARGETS.maxLeakRssBytes;
       const heapGrown = l.liveHeap ? l.liveHeap.all - l.liveHeap.warm : 0;
       const heapOk = heapGrown <= TARGETS.maxLeakLiveHeapBytes;
-      if (!rssOk) missed.push(`no leak: RSS grew ${fmt(grown / MiB, 1)} MiB from ${fmt(from)} to ${fmt(leakTotal)} reviews (criterion ≤ ${TARGETS.maxLeakRssBytes / MiB} MiB)`);
+      if (!rssOk && !l.liveHeap) missed.push(`no leak: RSS grew ${fmt(grown / MiB, 1)} MiB from ${fmt(from)} to ${fmt(leakTotal)} reviews (criterion ≤ ${TARGETS.maxLeakRssBytes / MiB} MiB)`);
       if (!heapOk) missed.push(`no leak: the live heap grew ${fmt(heapGrown / MiB, 2)} MiB from ${fmt(leakWarm)} to ${fmt(leakTotal)} reviews (criterion ≤ ${TARGETS.maxLeakLiveHeapBytes / MiB} MiB)`);
       rows.push([
         `RSS across ${fmt(leakTotal)} reviews, Redis (after ${fmt(from)} → after all)`,
         `${fmt(l.afterWarm / MiB, 1)} → ${fmt(l.afterAll / MiB, 1)} MiB${l.settled ? "" : " (not settled)"}`,
         `${grown >= 0 ? "+" : ""}${fmt(grown / MiB, 1)} MiB (${fmt(perReview, 1)} B per review)`,
-        `≤ +${TARGETS.maxLeakRssBytes / MiB} MiB`,
-        rssOk ? "ok" : "MISSED",
+        l.liveHeap ? "(reported)" : `≤ +${TARGETS.maxLeakRssBytes / MiB} MiB`,
+        l.liveHeap ? "" : rssOk ? "ok" : "MISSED",
       ]);
       if (l.liveHeap) {
         rows.push([
