@@ -29,7 +29,14 @@ export function decisionIdForRequest(submittedBy: string, requestId: string): st
   return `dec-${createHash("sha256").update(input).digest("hex").slice(0, 24)}`;
 }
 
-/** A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints. */
+/**
+ * A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints.
+ *
+ * Fingerprints are stored with request ids, and a replay is compared with the stored one. `diff`
+ * came later, so it is part of the digest only when it is not empty: a suggestion without a diff
+ * keeps the fingerprint the versions before `diff` stored for it, and replays of requests stored
+ * then still match (a `diff` key in every digest, even empty, would change them all).
+ */
 export function suggestionFingerprint(s: Suggestion): string {
   return createHash("sha256")
     .update(
@@ -44,6 +51,8 @@ export function suggestionFingerprint(s: Suggestion): string {
         fix_steps: s.fixSteps,
         files_affected: s.filesAffected,
         estimated_effort: s.estimatedEffort ?? null,
+        // canonicalJson leaves out an undefined value, key and all.
+        diff: s.diff === "" ? undefined : s.diff,
       }),
     )
     .digest("hex");

@@ -2,7 +2,7 @@
  * Size limits on every string and list a client can send, in UTF-8 bytes and items. They keep one
  * request's cost bounded; the README lists them. Also the byte bounds of what the server sends.
  */
-import type { Decision, Lesson, Suggestion, Verdict, Vote } from "./model.js";
+import { REVIEWER_ROLES, type Decision, type Lesson, type Suggestion, type Verdict, type Vote } from "./model.js";
 
 export const LIMITS = {
   idBytes: 256,
@@ -12,6 +12,11 @@ export const LIMITS = {
   fixStepBytes: 4096,
   filesAffected: 1000,
   fileBytes: 1024,
+  /**
+   * A suggestion's `diff` (the change as a unified diff). The largest field of any request: it
+   * sets most of the largest request the server reads (`grpc.max_receive_message_length`).
+   */
+  diffBytes: 1024 * 1024,
   requestIdBytes: 256,
   notesBytes: 65536,
   /**
@@ -56,6 +61,7 @@ export const REQUEST_FIELD_LIMITS: Readonly<Record<string, Readonly<Record<strin
     reasoning: { bytes: LIMITS.textBytes },
     fix_steps: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
     files_affected: { items: LIMITS.filesAffected, bytes: LIMITS.fileBytes },
+    diff: { bytes: LIMITS.diffBytes },
   },
   "council.v1.ReviewSuggestionRequest": { request_id: { bytes: LIMITS.requestIdBytes }, supersedes: { bytes: LIMITS.idBytes } },
   "council.v1.GetDecisionRequest": { id: { bytes: LIMITS.idBytes } },
@@ -73,6 +79,16 @@ export const REQUEST_FIELD_LIMITS: Readonly<Record<string, Readonly<Record<strin
     request_id: { bytes: LIMITS.requestIdBytes },
   },
   "council.v1.AwaitDecisionRequest": { decision_id: { bytes: LIMITS.idBytes } },
+  // ServeReviews (SPEC section 11): a hello names each role at most once; a vote's texts are read
+  // up to the suggestion's limits. Provisional until the ServeReviews handler lands and settles them.
+  "council.v1.ReviewerHello": { roles: { items: REVIEWER_ROLES.length } },
+  "council.v1.TaskVote": {
+    task_id: { bytes: LIMITS.idBytes },
+    reasoning: { bytes: LIMITS.textBytes },
+    concerns: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
+    conditions: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
+    veto: { bytes: LIMITS.idBytes },
+  },
 };
 
 /*
@@ -105,11 +121,21 @@ const str = (s: string) => utf8Bytes(s) + STRING_OVERHEAD;
 const strs = (list: readonly string[]) => list.reduce((sum, s) => sum + str(s), 0);
 
 export function suggestionBytes(s: Suggestion): number {
-  return MESSAGE_OVERHEAD + str(s.id) + str(s.title) + str(s.description) + str(s.reasoning) + 4 * NUMBER + strs(s.fixSteps) + strs(s.filesAffected);
+  return (
+    MESSAGE_OVERHEAD +
+    str(s.id) +
+    str(s.title) +
+    str(s.description) +
+    str(s.reasoning) +
+    4 * NUMBER +
+    strs(s.fixSteps) +
+    strs(s.filesAffected) +
+    str(s.diff)
+  );
 }
 
 export function voteBytes(v: Vote): number {
-  return MESSAGE_OVERHEAD + 3 * NUMBER + str(v.reasoning) + strs(v.concerns) + strs(v.conditions) + TIMESTAMP + str(v.veto);
+  return MESSAGE_OVERHEAD + 3 * NUMBER + str(v.reasoning) + strs(v.concerns) + strs(v.conditions) + TIMESTAMP + str(v.veto) + str(v.castBy);
 }
 
 /** An upper bound of the encoded size of a decision, as the server sends it. */

@@ -13,7 +13,9 @@ import { constants as http2, type ServerHttp2Stream } from "node:http2";
 import {
   status,
   type Metadata,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
+  type ServerDuplexStream,
   type handleUnaryCall,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -261,6 +263,26 @@ export function serverStream<Req, Res>(
           if (mapped && !out.gone) endWithStatus(any, mapped);
         },
       );
+  });
+}
+
+/**
+ * A bidirectional method the proto declares before this version serves it (ServeReviews, SPEC
+ * §11, until its handler lands): the caller is admitted like any other (authenticated, and
+ * authorized by roles.ts), then told UNIMPLEMENTED.
+ */
+export function notServedYet<Req, Res>(t: Telemetry, method: string): handleBidiStreamingCall<Req, Res> {
+  return marked((call: ServerDuplexStream<Req, Res>) => {
+    const started = performance.now();
+    const ctx: Partial<CallContext> = {};
+    const unimplemented: GrpcError = { code: status.UNIMPLEMENTED, details: `${method} is not served by this version of Council` };
+    admit(t.access, method, call, ctx).then(
+      () => {
+        finish(t, method, started, ctx, call);
+        call.emit("error", serviceError(unimplemented));
+      },
+      (err: unknown) => call.emit("error", serviceError(finish(t, method, started, ctx, call, err)!)),
+    );
   });
 }
 

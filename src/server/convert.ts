@@ -121,6 +121,7 @@ export function suggestionFromWire(s: wire.Suggestion | undefined, field = "sugg
     fixSteps: s.fixSteps,
     filesAffected: s.filesAffected,
     estimatedEffort: fromWire(`${field}.estimated_effort`, ENUMS.effort, s.estimatedEffort),
+    diff: s.diff,
   };
 }
 
@@ -157,6 +158,7 @@ export function suggestionToWire(s: Suggestion): wire.Suggestion {
     fixSteps: s.fixSteps,
     filesAffected: s.filesAffected,
     estimatedEffort: toWire(ENUMS.effort, s.estimatedEffort),
+    diff: s.diff,
   };
 }
 
@@ -170,6 +172,7 @@ export function voteToWire(v: Vote): wire.Vote {
     confidence: v.confidence,
     castAt: v.castAt,
     veto: v.veto,
+    castBy: v.castBy,
   };
 }
 
@@ -220,6 +223,11 @@ export function profileToWire(p: ReviewerProfile): wire.ReviewerProfile {
     riskTolerance: p.riskTolerance,
     priorityFocus: p.priorityFocus,
     vetoConditions: p.vetoConditions,
+    // What a built-in reviewer reports; external reviewers (SPEC section 11) fill these in.
+    external: false,
+    timeout: undefined,
+    onFailure: wire.FailurePolicy.FAILURE_POLICY_UNSPECIFIED,
+    connected: 0,
   };
 }
 

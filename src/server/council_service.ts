@@ -12,7 +12,7 @@ import type {
   WatchDecisionsRequest,
   WatchDecisionsResponse,
 } from "../gen/council/v1/council_service.js";
-import { serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
+import { notServedYet, serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
 import {
   decisionStatusFromWire,
   decisionToWire,
@@ -176,6 +176,8 @@ export function councilService(
         watching--;
       }
     }),
+
+    serveReviews: notServedYet(t, "ServeReviews"),
   };
 
   const closeWatches = () => {

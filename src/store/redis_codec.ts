@@ -15,6 +15,10 @@
  *   outcome was recorded by someone else;
  * - a lesson JSON without `recordedBy`: `anonymous`.
  *
+ * Issue 13 added two keys to `doc`, also without a new version: a suggestion's `diff` (written
+ * only when it is not empty; none reads as "") and a vote's `castBy` (none: the vote was stored
+ * before votes said who cast them, when the built-in rules cast every vote, so it reads as `rules`).
+ *
  * The lifecycle (SPEC §9) is in plain fields as well, each written by a script that never parses
  * JSON: `status`, `verdicts` (a JSON list the app builds; the scripts store it as it comes),
  * `approvals`, `expires_at` (ms, or "" for none), `supersedes`, `superseded_by`, `revision` (bumped
@@ -29,6 +33,7 @@
 import { legacyLifecycle, DEFAULT_VERDICTS, type VerdictsSection } from "../domain/lifecycle.js";
 import { ANONYMOUS_NAME } from "../domain/principal.js";
 import {
+  CAST_BY_RULES,
   DECISION_STATUSES,
   OUTCOMES,
   VERDICT_TYPES,
@@ -54,6 +59,8 @@ interface VoteDoc {
   confidence: number;
   castAt: number;
   veto: string;
+  /** Absent in votes stored before it existed (all cast by the rules). */
+  castBy?: string;
 }
 
 interface DecisionDoc {
@@ -68,7 +75,8 @@ interface DecisionDoc {
   autoFixApproved: boolean;
   decidedAt: number;
   policyVersion: string;
-  suggestion: Omit<Suggestion, "estimatedEffort"> & { estimatedEffort: Suggestion["estimatedEffort"] | null };
+  /** `diff` is absent when it is empty, and in suggestions stored before it existed. */
+  suggestion: Omit<Suggestion, "estimatedEffort" | "diff"> & { estimatedEffort: Suggestion["estimatedEffort"] | null; diff?: string };
   requestId: string;
 }
 
@@ -146,6 +154,7 @@ export function encodeDecision(d: Decision): DecisionFields {
       confidence: v.confidence,
       castAt: v.castAt.getTime(),
       veto: v.veto,
+      castBy: v.castBy,
     })),
     finalReasoning: d.finalReasoning,
     conditions: d.conditions,
@@ -164,6 +173,7 @@ export function encodeDecision(d: Decision): DecisionFields {
       fixSteps: s.fixSteps,
       filesAffected: s.filesAffected,
       estimatedEffort: s.estimatedEffort ?? null,
+      ...(s.diff !== "" ? { diff: s.diff } : {}),
     },
     requestId: d.requestId,
   };
@@ -218,6 +228,7 @@ export function decodeDecision(fields: Record<string, string>, verdicts: Verdict
       confidence: v.confidence,
       castAt: new Date(v.castAt),
       veto: v.veto,
+      castBy: v.castBy ?? CAST_BY_RULES,
     })),
     finalReasoning: doc.finalReasoning,
     conditions: doc.conditions,
@@ -241,6 +252,7 @@ export function decodeDecision(fields: Record<string, string>, verdicts: Verdict
       fixSteps: s.fixSteps,
       filesAffected: s.filesAffected,
       estimatedEffort: s.estimatedEffort ?? undefined,
+      diff: s.diff ?? "",
     },
     requestId: doc.requestId,
     submittedBy: fields.submitted_by ?? ANONYMOUS_NAME,

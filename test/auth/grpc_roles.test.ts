@@ -41,6 +41,9 @@ import { tempDir } from "./helpers.js";
 const CALLERS = ["agent", "operator", "approver", "reviewer", "no role"] as const;
 type Caller = (typeof CALLERS)[number];
 
+/** RPCs the proto declares whose handlers have not landed yet (issue 13): checked on their own below. */
+const NOT_SERVED_YET: readonly string[] = ["ServeReviews"];
+
 /** SPEC §8's table, written out again here (not read from src/server/auth/roles.ts). */
 const ALLOWED: Record<string, readonly Caller[]> = {
   ReviewSuggestion: ["agent", "operator"],
@@ -178,8 +181,25 @@ for (const kind of ["memory", "redis"] as const) {
 
     it("covers every RPC the server serves", () => {
       const served = Object.keys(Object.getPrototypeOf(c.client) as object).filter((k) => k !== "constructor");
-      const rpcs = served.map((k) => k[0]!.toUpperCase() + k.slice(1));
+      const rpcs = served.map((k) => k[0]!.toUpperCase() + k.slice(1)).filter((m) => !NOT_SERVED_YET.includes(m));
       expect(rpcs.sort()).to.deep.equal(Object.keys(ALLOWED).sort());
+    });
+
+    it("ServeReviews (declared, not served yet): a reviewer is let in and told UNIMPLEMENTED; every other caller PERMISSION_DENIED", async () => {
+      for (const caller of CALLERS) {
+        const stream = clients[caller].serveReviews();
+        const ended = await within(
+          new Promise<Outcome>((resolve) => {
+            stream.on("data", () => undefined);
+            stream.on("error", (err: ServiceError) => resolve({ code: err.code, details: err.details }));
+            stream.on("end", () => resolve({ code: status.OK, details: "" }));
+          }),
+          { what: `ServeReviews as ${caller} to end`, timeoutMs: 10_000 },
+        );
+        stream.end();
+        if (caller === "reviewer") expect(ended.code, ended.details).to.equal(status.UNIMPLEMENTED);
+        else expect(ended, caller).to.deep.include({ code: status.PERMISSION_DENIED, details: "ServeReviews needs the role reviewer" });
+      }
     });
 
     for (const method of Object.keys(ALLOWED)) {

@@ -2,6 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import {
   DecisionType,
+  FailurePolicy,
   Outcome,
   ReviewerRole,
   RiskLevel,
@@ -250,6 +251,11 @@ describe("ReviewSuggestion over gRPC", () => {
       riskTolerance: 0.2,
       priorityFocus: ["no_security_regression", "audit_trail", "access_control"],
       vetoConditions: ["removes_security_check", "bypasses_authentication", "exposes_secrets", "disables_audit_logging"],
+      // A built-in reviewer: not external, no timeout or failure policy, nobody connected.
+      external: false,
+      timeout: undefined,
+      onFailure: FailurePolicy.FAILURE_POLICY_UNSPECIFIED,
+      connected: 0,
     });
     expect(res.policyVersion).to.equal(c.council.policy.version);
   });

@@ -9,6 +9,7 @@ package councilv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -278,6 +279,68 @@ func (ReviewerRole) EnumDescriptor() ([]byte, []int) {
 	return file_council_v1_review_proto_rawDescGZIP(), []int{3}
 }
 
+// FailurePolicy is the vote an external reviewer's role casts when no valid external vote arrives
+// in time (timed out, no reviewer connected, reviewer disconnected, invalid vote).
+type FailurePolicy int32
+
+const (
+	// FAILURE_POLICY_UNSPECIFIED is the value of a built-in reviewer.
+	FailurePolicy_FAILURE_POLICY_UNSPECIFIED FailurePolicy = 0
+	// FAILURE_POLICY_RULES casts the built-in rules' vote for the role.
+	FailurePolicy_FAILURE_POLICY_RULES FailurePolicy = 1
+	// FAILURE_POLICY_ABSTAIN casts ABSTAIN.
+	FailurePolicy_FAILURE_POLICY_ABSTAIN FailurePolicy = 2
+	// FAILURE_POLICY_NEEDS_MORE_INFO casts NEEDS_MORE_INFO: the change goes to people (the default).
+	FailurePolicy_FAILURE_POLICY_NEEDS_MORE_INFO FailurePolicy = 3
+	// FAILURE_POLICY_REJECT casts REJECT with the veto no_external_vote: it fails closed.
+	FailurePolicy_FAILURE_POLICY_REJECT FailurePolicy = 4
+)
+
+// Enum value maps for FailurePolicy.
+var (
+	FailurePolicy_name = map[int32]string{
+		0: "FAILURE_POLICY_UNSPECIFIED",
+		1: "FAILURE_POLICY_RULES",
+		2: "FAILURE_POLICY_ABSTAIN",
+		3: "FAILURE_POLICY_NEEDS_MORE_INFO",
+		4: "FAILURE_POLICY_REJECT",
+	}
+	FailurePolicy_value = map[string]int32{
+		"FAILURE_POLICY_UNSPECIFIED":     0,
+		"FAILURE_POLICY_RULES":           1,
+		"FAILURE_POLICY_ABSTAIN":         2,
+		"FAILURE_POLICY_NEEDS_MORE_INFO": 3,
+		"FAILURE_POLICY_REJECT":          4,
+	}
+)
+
+func (x FailurePolicy) Enum() *FailurePolicy {
+	p := new(FailurePolicy)
+	*p = x
+	return p
+}
+
+func (x FailurePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailurePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_council_v1_review_proto_enumTypes[4].Descriptor()
+}
+
+func (FailurePolicy) Type() protoreflect.EnumType {
+	return &file_council_v1_review_proto_enumTypes[4]
+}
+
+func (x FailurePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailurePolicy.Descriptor instead.
+func (FailurePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_council_v1_review_proto_rawDescGZIP(), []int{4}
+}
+
 // VoteType is what one reviewer says of a suggestion.
 type VoteType int32
 
@@ -323,11 +386,11 @@ func (x VoteType) String() string {
 }
 
 func (VoteType) Descriptor() protoreflect.EnumDescriptor {
-	return file_council_v1_review_proto_enumTypes[4].Descriptor()
+	return file_council_v1_review_proto_enumTypes[5].Descriptor()
 }
 
 func (VoteType) Type() protoreflect.EnumType {
-	return &file_council_v1_review_proto_enumTypes[4]
+	return &file_council_v1_review_proto_enumTypes[5]
 }
 
 func (x VoteType) Number() protoreflect.EnumNumber {
@@ -336,7 +399,7 @@ func (x VoteType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VoteType.Descriptor instead.
 func (VoteType) EnumDescriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{4}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{5}
 }
 
 // DecisionType is the council's verdict on a suggestion.
@@ -388,11 +451,11 @@ func (x DecisionType) String() string {
 }
 
 func (DecisionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_council_v1_review_proto_enumTypes[5].Descriptor()
+	return file_council_v1_review_proto_enumTypes[6].Descriptor()
 }
 
 func (DecisionType) Type() protoreflect.EnumType {
-	return &file_council_v1_review_proto_enumTypes[5]
+	return &file_council_v1_review_proto_enumTypes[6]
 }
 
 func (x DecisionType) Number() protoreflect.EnumNumber {
@@ -401,7 +464,7 @@ func (x DecisionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DecisionType.Descriptor instead.
 func (DecisionType) EnumDescriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{5}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{6}
 }
 
 // Outcome is what happened when a decided suggestion was implemented.
@@ -445,11 +508,11 @@ func (x Outcome) String() string {
 }
 
 func (Outcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_council_v1_review_proto_enumTypes[6].Descriptor()
+	return file_council_v1_review_proto_enumTypes[7].Descriptor()
 }
 
 func (Outcome) Type() protoreflect.EnumType {
-	return &file_council_v1_review_proto_enumTypes[6]
+	return &file_council_v1_review_proto_enumTypes[7]
 }
 
 func (x Outcome) Number() protoreflect.EnumNumber {
@@ -458,7 +521,7 @@ func (x Outcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Outcome.Descriptor instead.
 func (Outcome) EnumDescriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{6}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{7}
 }
 
 // DecisionStatus is where a decision stands with people, beside its immutable council decision.
@@ -510,11 +573,11 @@ func (x DecisionStatus) String() string {
 }
 
 func (DecisionStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_council_v1_review_proto_enumTypes[7].Descriptor()
+	return file_council_v1_review_proto_enumTypes[8].Descriptor()
 }
 
 func (DecisionStatus) Type() protoreflect.EnumType {
-	return &file_council_v1_review_proto_enumTypes[7]
+	return &file_council_v1_review_proto_enumTypes[8]
 }
 
 func (x DecisionStatus) Number() protoreflect.EnumNumber {
@@ -523,7 +586,7 @@ func (x DecisionStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DecisionStatus.Descriptor instead.
 func (DecisionStatus) EnumDescriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{7}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{8}
 }
 
 // VerdictType is what a person says of a pending decision.
@@ -563,11 +626,11 @@ func (x VerdictType) String() string {
 }
 
 func (VerdictType) Descriptor() protoreflect.EnumDescriptor {
-	return file_council_v1_review_proto_enumTypes[8].Descriptor()
+	return file_council_v1_review_proto_enumTypes[9].Descriptor()
 }
 
 func (VerdictType) Type() protoreflect.EnumType {
-	return &file_council_v1_review_proto_enumTypes[8]
+	return &file_council_v1_review_proto_enumTypes[9]
 }
 
 func (x VerdictType) Number() protoreflect.EnumNumber {
@@ -576,7 +639,7 @@ func (x VerdictType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VerdictType.Descriptor instead.
 func (VerdictType) EnumDescriptor() ([]byte, []int) {
-	return file_council_v1_review_proto_rawDescGZIP(), []int{8}
+	return file_council_v1_review_proto_rawDescGZIP(), []int{9}
 }
 
 // Suggestion is a proposed change that an agent submits for review.
@@ -602,8 +665,10 @@ type Suggestion struct {
 	FilesAffected []string `protobuf:"bytes,9,rep,name=files_affected,json=filesAffected,proto3" json:"files_affected,omitempty"`
 	// estimated_effort is the expected size of the work.
 	EstimatedEffort Effort `protobuf:"varint,10,opt,name=estimated_effort,json=estimatedEffort,proto3,enum=council.v1.Effort" json:"estimated_effort,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty.
+	Diff          string `protobuf:"bytes,11,opt,name=diff,proto3" json:"diff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Suggestion) Reset() {
@@ -706,6 +771,13 @@ func (x *Suggestion) GetEstimatedEffort() Effort {
 	return Effort_EFFORT_UNSPECIFIED
 }
 
+func (x *Suggestion) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
 // Vote is one reviewer's judgement of a suggestion.
 type Vote struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -724,7 +796,10 @@ type Vote struct {
 	// cast_at is when the vote was cast.
 	CastAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cast_at,json=castAt,proto3" json:"cast_at,omitempty"`
 	// veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did.
-	Veto          string `protobuf:"bytes,8,opt,name=veto,proto3" json:"veto,omitempty"`
+	Veto string `protobuf:"bytes,8,opt,name=veto,proto3" json:"veto,omitempty"`
+	// cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+	// reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+	CastBy        string `protobuf:"bytes,9,opt,name=cast_by,json=castBy,proto3" json:"cast_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +886,13 @@ func (x *Vote) GetCastAt() *timestamppb.Timestamp {
 func (x *Vote) GetVeto() string {
 	if x != nil {
 		return x.Veto
+	}
+	return ""
+}
+
+func (x *Vote) GetCastBy() string {
+	if x != nil {
+		return x.CastBy
 	}
 	return ""
 }
@@ -1163,8 +1245,16 @@ type ReviewerProfile struct {
 	PriorityFocus []string `protobuf:"bytes,4,rep,name=priority_focus,json=priorityFocus,proto3" json:"priority_focus,omitempty"`
 	// veto_conditions lists the conditions that make the reviewer reject outright, checked in order.
 	VetoConditions []string `protobuf:"bytes,5,rep,name=veto_conditions,json=vetoConditions,proto3" json:"veto_conditions,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// external is true when reviewers connected over ServeReviews cast this role's vote.
+	External bool `protobuf:"varint,6,opt,name=external,proto3" json:"external,omitempty"`
+	// timeout is how long a review waits for an external vote (external roles only).
+	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// on_failure is what counts when no valid external vote arrives in time (external roles only).
+	OnFailure FailurePolicy `protobuf:"varint,8,opt,name=on_failure,json=onFailure,proto3,enum=council.v1.FailurePolicy" json:"on_failure,omitempty"`
+	// connected is how many reviewers of this role are connected, across all replicas.
+	Connected     int32 `protobuf:"varint,9,opt,name=connected,proto3" json:"connected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReviewerProfile) Reset() {
@@ -1230,6 +1320,34 @@ func (x *ReviewerProfile) GetVetoConditions() []string {
 		return x.VetoConditions
 	}
 	return nil
+}
+
+func (x *ReviewerProfile) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+func (x *ReviewerProfile) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ReviewerProfile) GetOnFailure() FailurePolicy {
+	if x != nil {
+		return x.OnFailure
+	}
+	return FailurePolicy_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *ReviewerProfile) GetConnected() int32 {
+	if x != nil {
+		return x.Connected
+	}
+	return 0
 }
 
 // Lesson is one recorded outcome of an implemented decision, kept for learning.
@@ -1329,7 +1447,7 @@ var File_council_v1_review_proto protoreflect.FileDescriptor
 const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"\x17council/v1/review.proto\x12\n" +
-	"council.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n" +
+	"council.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x03\n" +
 	"\n" +
 	"Suggestion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1342,7 +1460,8 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\tfix_steps\x18\b \x03(\tR\bfixSteps\x12%\n" +
 	"\x0efiles_affected\x18\t \x03(\tR\rfilesAffected\x12=\n" +
 	"\x10estimated_effort\x18\n" +
-	" \x01(\x0e2\x12.council.v1.EffortR\x0festimatedEffort\"\xb2\x02\n" +
+	" \x01(\x0e2\x12.council.v1.EffortR\x0festimatedEffort\x12\x12\n" +
+	"\x04diff\x18\v \x01(\tR\x04diff\"\xcb\x02\n" +
 	"\x04Vote\x12=\n" +
 	"\rreviewer_role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\freviewerRole\x12(\n" +
 	"\x04vote\x18\x02 \x01(\x0e2\x14.council.v1.VoteTypeR\x04vote\x12\x1c\n" +
@@ -1355,7 +1474,8 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"confidence\x18\x06 \x01(\x01R\n" +
 	"confidence\x123\n" +
 	"\acast_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06castAt\x12\x12\n" +
-	"\x04veto\x18\b \x01(\tR\x04veto\"\x9d\x01\n" +
+	"\x04veto\x18\b \x01(\tR\x04veto\x12\x17\n" +
+	"\acast_by\x18\t \x01(\tR\x06castBy\"\x9d\x01\n" +
 	"\aVerdict\x12\x0e\n" +
 	"\x02by\x18\x01 \x01(\tR\x02by\x121\n" +
 	"\averdict\x18\x02 \x01(\x0e2\x17.council.v1.VerdictTypeR\averdict\x12\x18\n" +
@@ -1395,13 +1515,18 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"supersedes\x18\x17 \x01(\tR\n" +
 	"supersedes\x12#\n" +
-	"\rsuperseded_by\x18\x18 \x01(\tR\fsupersededBy\"\xdf\x01\n" +
+	"\rsuperseded_by\x18\x18 \x01(\tR\fsupersededBy\"\x88\x03\n" +
 	"\x0fReviewerProfile\x12,\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\x04role\x12'\n" +
 	"\x0fexpertise_areas\x18\x02 \x03(\tR\x0eexpertiseAreas\x12%\n" +
 	"\x0erisk_tolerance\x18\x03 \x01(\x01R\rriskTolerance\x12%\n" +
 	"\x0epriority_focus\x18\x04 \x03(\tR\rpriorityFocus\x12'\n" +
-	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\"\xe6\x01\n" +
+	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\x12\x1a\n" +
+	"\bexternal\x18\x06 \x01(\bR\bexternal\x123\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x128\n" +
+	"\n" +
+	"on_failure\x18\b \x01(\x0e2\x19.council.v1.FailurePolicyR\tonFailure\x12\x1c\n" +
+	"\tconnected\x18\t \x01(\x05R\tconnected\"\xe6\x01\n" +
 	"\x06Lesson\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12-\n" +
@@ -1438,7 +1563,13 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\x19REVIEWER_ROLE_PERFORMANCE\x10\x02\x12\x1e\n" +
 	"\x1aREVIEWER_ROLE_ARCHITECTURE\x10\x03\x12\x1c\n" +
 	"\x18REVIEWER_ROLE_COMPLIANCE\x10\x04\x12\x19\n" +
-	"\x15REVIEWER_ROLE_QUALITY\x10\x05*\x88\x01\n" +
+	"\x15REVIEWER_ROLE_QUALITY\x10\x05*\xa4\x01\n" +
+	"\rFailurePolicy\x12\x1e\n" +
+	"\x1aFAILURE_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14FAILURE_POLICY_RULES\x10\x01\x12\x1a\n" +
+	"\x16FAILURE_POLICY_ABSTAIN\x10\x02\x12\"\n" +
+	"\x1eFAILURE_POLICY_NEEDS_MORE_INFO\x10\x03\x12\x19\n" +
+	"\x15FAILURE_POLICY_REJECT\x10\x04*\x88\x01\n" +
 	"\bVoteType\x12\x19\n" +
 	"\x15VOTE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11VOTE_TYPE_APPROVE\x10\x01\x12\x14\n" +
@@ -1481,52 +1612,56 @@ func file_council_v1_review_proto_rawDescGZIP() []byte {
 	return file_council_v1_review_proto_rawDescData
 }
 
-var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
 var file_council_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_council_v1_review_proto_goTypes = []any{
 	(RiskLevel)(0),                // 0: council.v1.RiskLevel
 	(ImpactLevel)(0),              // 1: council.v1.ImpactLevel
 	(Effort)(0),                   // 2: council.v1.Effort
 	(ReviewerRole)(0),             // 3: council.v1.ReviewerRole
-	(VoteType)(0),                 // 4: council.v1.VoteType
-	(DecisionType)(0),             // 5: council.v1.DecisionType
-	(Outcome)(0),                  // 6: council.v1.Outcome
-	(DecisionStatus)(0),           // 7: council.v1.DecisionStatus
-	(VerdictType)(0),              // 8: council.v1.VerdictType
-	(*Suggestion)(nil),            // 9: council.v1.Suggestion
-	(*Vote)(nil),                  // 10: council.v1.Vote
-	(*Verdict)(nil),               // 11: council.v1.Verdict
-	(*Decision)(nil),              // 12: council.v1.Decision
-	(*ReviewerProfile)(nil),       // 13: council.v1.ReviewerProfile
-	(*Lesson)(nil),                // 14: council.v1.Lesson
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(FailurePolicy)(0),            // 4: council.v1.FailurePolicy
+	(VoteType)(0),                 // 5: council.v1.VoteType
+	(DecisionType)(0),             // 6: council.v1.DecisionType
+	(Outcome)(0),                  // 7: council.v1.Outcome
+	(DecisionStatus)(0),           // 8: council.v1.DecisionStatus
+	(VerdictType)(0),              // 9: council.v1.VerdictType
+	(*Suggestion)(nil),            // 10: council.v1.Suggestion
+	(*Vote)(nil),                  // 11: council.v1.Vote
+	(*Verdict)(nil),               // 12: council.v1.Verdict
+	(*Decision)(nil),              // 13: council.v1.Decision
+	(*ReviewerProfile)(nil),       // 14: council.v1.ReviewerProfile
+	(*Lesson)(nil),                // 15: council.v1.Lesson
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 }
 var file_council_v1_review_proto_depIdxs = []int32{
 	0,  // 0: council.v1.Suggestion.risk:type_name -> council.v1.RiskLevel
 	1,  // 1: council.v1.Suggestion.impact:type_name -> council.v1.ImpactLevel
 	2,  // 2: council.v1.Suggestion.estimated_effort:type_name -> council.v1.Effort
 	3,  // 3: council.v1.Vote.reviewer_role:type_name -> council.v1.ReviewerRole
-	4,  // 4: council.v1.Vote.vote:type_name -> council.v1.VoteType
-	15, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
-	8,  // 6: council.v1.Verdict.verdict:type_name -> council.v1.VerdictType
-	15, // 7: council.v1.Verdict.given_at:type_name -> google.protobuf.Timestamp
-	5,  // 8: council.v1.Decision.decision:type_name -> council.v1.DecisionType
-	10, // 9: council.v1.Decision.votes:type_name -> council.v1.Vote
-	15, // 10: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	15, // 11: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
-	6,  // 12: council.v1.Decision.outcome:type_name -> council.v1.Outcome
-	9,  // 13: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
-	7,  // 14: council.v1.Decision.status:type_name -> council.v1.DecisionStatus
-	11, // 15: council.v1.Decision.verdicts:type_name -> council.v1.Verdict
-	15, // 16: council.v1.Decision.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 4: council.v1.Vote.vote:type_name -> council.v1.VoteType
+	16, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
+	9,  // 6: council.v1.Verdict.verdict:type_name -> council.v1.VerdictType
+	16, // 7: council.v1.Verdict.given_at:type_name -> google.protobuf.Timestamp
+	6,  // 8: council.v1.Decision.decision:type_name -> council.v1.DecisionType
+	11, // 9: council.v1.Decision.votes:type_name -> council.v1.Vote
+	16, // 10: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	16, // 11: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: council.v1.Decision.outcome:type_name -> council.v1.Outcome
+	10, // 13: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
+	8,  // 14: council.v1.Decision.status:type_name -> council.v1.DecisionStatus
+	12, // 15: council.v1.Decision.verdicts:type_name -> council.v1.Verdict
+	16, // 16: council.v1.Decision.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 17: council.v1.ReviewerProfile.role:type_name -> council.v1.ReviewerRole
-	6,  // 18: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
-	15, // 19: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 18: council.v1.ReviewerProfile.timeout:type_name -> google.protobuf.Duration
+	4,  // 19: council.v1.ReviewerProfile.on_failure:type_name -> council.v1.FailurePolicy
+	7,  // 20: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
+	16, // 21: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_council_v1_review_proto_init() }
@@ -1539,7 +1674,7 @@ func file_council_v1_review_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_council_v1_review_proto_rawDesc), len(file_council_v1_review_proto_rawDesc)),
-			NumEnums:      9,
+			NumEnums:      10,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 export const protobufPackage = "council.v1";
@@ -256,6 +257,66 @@ export function reviewerRoleToJSON(object: ReviewerRole): string {
     case ReviewerRole.REVIEWER_ROLE_QUALITY:
       return "REVIEWER_ROLE_QUALITY";
     case ReviewerRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * FailurePolicy is the vote an external reviewer's role casts when no valid external vote arrives
+ * in time (timed out, no reviewer connected, reviewer disconnected, invalid vote).
+ */
+export enum FailurePolicy {
+  /** FAILURE_POLICY_UNSPECIFIED - FAILURE_POLICY_UNSPECIFIED is the value of a built-in reviewer. */
+  FAILURE_POLICY_UNSPECIFIED = 0,
+  /** FAILURE_POLICY_RULES - FAILURE_POLICY_RULES casts the built-in rules' vote for the role. */
+  FAILURE_POLICY_RULES = 1,
+  /** FAILURE_POLICY_ABSTAIN - FAILURE_POLICY_ABSTAIN casts ABSTAIN. */
+  FAILURE_POLICY_ABSTAIN = 2,
+  /** FAILURE_POLICY_NEEDS_MORE_INFO - FAILURE_POLICY_NEEDS_MORE_INFO casts NEEDS_MORE_INFO: the change goes to people (the default). */
+  FAILURE_POLICY_NEEDS_MORE_INFO = 3,
+  /** FAILURE_POLICY_REJECT - FAILURE_POLICY_REJECT casts REJECT with the veto no_external_vote: it fails closed. */
+  FAILURE_POLICY_REJECT = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function failurePolicyFromJSON(object: any): FailurePolicy {
+  switch (object) {
+    case 0:
+    case "FAILURE_POLICY_UNSPECIFIED":
+      return FailurePolicy.FAILURE_POLICY_UNSPECIFIED;
+    case 1:
+    case "FAILURE_POLICY_RULES":
+      return FailurePolicy.FAILURE_POLICY_RULES;
+    case 2:
+    case "FAILURE_POLICY_ABSTAIN":
+      return FailurePolicy.FAILURE_POLICY_ABSTAIN;
+    case 3:
+    case "FAILURE_POLICY_NEEDS_MORE_INFO":
+      return FailurePolicy.FAILURE_POLICY_NEEDS_MORE_INFO;
+    case 4:
+    case "FAILURE_POLICY_REJECT":
+      return FailurePolicy.FAILURE_POLICY_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FailurePolicy.UNRECOGNIZED;
+  }
+}
+
+export function failurePolicyToJSON(object: FailurePolicy): string {
+  switch (object) {
+    case FailurePolicy.FAILURE_POLICY_UNSPECIFIED:
+      return "FAILURE_POLICY_UNSPECIFIED";
+    case FailurePolicy.FAILURE_POLICY_RULES:
+      return "FAILURE_POLICY_RULES";
+    case FailurePolicy.FAILURE_POLICY_ABSTAIN:
+      return "FAILURE_POLICY_ABSTAIN";
+    case FailurePolicy.FAILURE_POLICY_NEEDS_MORE_INFO:
+      return "FAILURE_POLICY_NEEDS_MORE_INFO";
+    case FailurePolicy.FAILURE_POLICY_REJECT:
+      return "FAILURE_POLICY_REJECT";
+    case FailurePolicy.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -561,6 +622,8 @@ export interface Suggestion {
   filesAffected: string[];
   /** estimated_effort is the expected size of the work. */
   estimatedEffort: Effort;
+  /** diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty. */
+  diff: string;
 }
 
 /** Vote is one reviewer's judgement of a suggestion. */
@@ -583,6 +646,11 @@ export interface Vote {
     | undefined;
   /** veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did. */
   veto: string;
+  /**
+   * cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+   * reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+   */
+  castBy: string;
 }
 
 /** Verdict is one person's approval or rejection of a pending decision. */
@@ -690,6 +758,16 @@ export interface ReviewerProfile {
   priorityFocus: string[];
   /** veto_conditions lists the conditions that make the reviewer reject outright, checked in order. */
   vetoConditions: string[];
+  /** external is true when reviewers connected over ServeReviews cast this role's vote. */
+  external: boolean;
+  /** timeout is how long a review waits for an external vote (external roles only). */
+  timeout?:
+    | Duration
+    | undefined;
+  /** on_failure is what counts when no valid external vote arrives in time (external roles only). */
+  onFailure: FailurePolicy;
+  /** connected is how many reviewers of this role are connected, across all replicas. */
+  connected: number;
 }
 
 /** Lesson is one recorded outcome of an implemented decision, kept for learning. */
@@ -725,6 +803,7 @@ function createBaseSuggestion(): Suggestion {
     fixSteps: [],
     filesAffected: [],
     estimatedEffort: 0,
+    diff: "",
   };
 }
 
@@ -759,6 +838,9 @@ export const Suggestion: MessageFns<Suggestion> = {
     }
     if (message.estimatedEffort !== 0) {
       writer.uint32(80).int32(message.estimatedEffort);
+    }
+    if (message.diff !== "") {
+      writer.uint32(90).string(message.diff);
     }
     return writer;
   },
@@ -856,6 +938,14 @@ export const Suggestion: MessageFns<Suggestion> = {
             message.estimatedEffort = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.diff = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -896,6 +986,7 @@ export const Suggestion: MessageFns<Suggestion> = {
         : isSet(object.estimated_effort)
         ? effortFromJSON(object.estimated_effort)
         : 0,
+      diff: isSet(object.diff) ? globalThis.String(object.diff) : "",
     };
   },
 
@@ -931,6 +1022,9 @@ export const Suggestion: MessageFns<Suggestion> = {
     if (message.estimatedEffort !== 0) {
       obj.estimatedEffort = effortToJSON(message.estimatedEffort);
     }
+    if (message.diff !== "") {
+      obj.diff = message.diff;
+    }
     return obj;
   },
 
@@ -949,6 +1043,7 @@ export const Suggestion: MessageFns<Suggestion> = {
     message.fixSteps = object.fixSteps?.map((e) => e) || [];
     message.filesAffected = object.filesAffected?.map((e) => e) || [];
     message.estimatedEffort = object.estimatedEffort ?? 0;
+    message.diff = object.diff ?? "";
     return message;
   },
 };
@@ -963,6 +1058,7 @@ function createBaseVote(): Vote {
     confidence: 0,
     castAt: undefined,
     veto: "",
+    castBy: "",
   };
 }
 
@@ -991,6 +1087,9 @@ export const Vote: MessageFns<Vote> = {
     }
     if (message.veto !== "") {
       writer.uint32(66).string(message.veto);
+    }
+    if (message.castBy !== "") {
+      writer.uint32(74).string(message.castBy);
     }
     return writer;
   },
@@ -1072,6 +1171,14 @@ export const Vote: MessageFns<Vote> = {
             message.veto = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.castBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1104,6 +1211,11 @@ export const Vote: MessageFns<Vote> = {
         ? fromJsonTimestamp(object.cast_at)
         : undefined,
       veto: isSet(object.veto) ? globalThis.String(object.veto) : "",
+      castBy: isSet(object.castBy)
+        ? globalThis.String(object.castBy)
+        : isSet(object.cast_by)
+        ? globalThis.String(object.cast_by)
+        : "",
     };
   },
 
@@ -1133,6 +1245,9 @@ export const Vote: MessageFns<Vote> = {
     if (message.veto !== "") {
       obj.veto = message.veto;
     }
+    if (message.castBy !== "") {
+      obj.castBy = message.castBy;
+    }
     return obj;
   },
 
@@ -1149,6 +1264,7 @@ export const Vote: MessageFns<Vote> = {
     message.confidence = object.confidence ?? 0;
     message.castAt = object.castAt ?? undefined;
     message.veto = object.veto ?? "";
+    message.castBy = object.castBy ?? "";
     return message;
   },
 };
@@ -1803,7 +1919,17 @@ export const Decision: MessageFns<Decision> = {
 };
 
 function createBaseReviewerProfile(): ReviewerProfile {
-  return { role: 0, expertiseAreas: [], riskTolerance: 0, priorityFocus: [], vetoConditions: [] };
+  return {
+    role: 0,
+    expertiseAreas: [],
+    riskTolerance: 0,
+    priorityFocus: [],
+    vetoConditions: [],
+    external: false,
+    timeout: undefined,
+    onFailure: 0,
+    connected: 0,
+  };
 }
 
 export const ReviewerProfile: MessageFns<ReviewerProfile> = {
@@ -1822,6 +1948,18 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     }
     for (const v of message.vetoConditions) {
       writer.uint32(42).string(v!);
+    }
+    if (message.external !== false) {
+      writer.uint32(48).bool(message.external);
+    }
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(58).fork()).join();
+    }
+    if (message.onFailure !== 0) {
+      writer.uint32(64).int32(message.onFailure);
+    }
+    if (message.connected !== 0) {
+      writer.uint32(72).int32(message.connected);
     }
     return writer;
   },
@@ -1879,6 +2017,38 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
             message.vetoConditions.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.external = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.onFailure = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.connected = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1914,6 +2084,14 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
         : globalThis.Array.isArray(object?.veto_conditions)
         ? object.veto_conditions.map((e: any) => globalThis.String(e))
         : [],
+      external: isSet(object.external) ? globalThis.Boolean(object.external) : false,
+      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
+      onFailure: isSet(object.onFailure)
+        ? failurePolicyFromJSON(object.onFailure)
+        : isSet(object.on_failure)
+        ? failurePolicyFromJSON(object.on_failure)
+        : 0,
+      connected: isSet(object.connected) ? globalThis.Number(object.connected) : 0,
     };
   },
 
@@ -1934,6 +2112,18 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     if (message.vetoConditions?.length) {
       obj.vetoConditions = message.vetoConditions;
     }
+    if (message.external !== false) {
+      obj.external = message.external;
+    }
+    if (message.timeout !== undefined) {
+      obj.timeout = Duration.toJSON(message.timeout);
+    }
+    if (message.onFailure !== 0) {
+      obj.onFailure = failurePolicyToJSON(message.onFailure);
+    }
+    if (message.connected !== 0) {
+      obj.connected = Math.round(message.connected);
+    }
     return obj;
   },
 
@@ -1947,6 +2137,12 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     message.riskTolerance = object.riskTolerance ?? 0;
     message.priorityFocus = object.priorityFocus?.map((e) => e) || [];
     message.vetoConditions = object.vetoConditions?.map((e) => e) || [];
+    message.external = object.external ?? false;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
+    message.onFailure = object.onFailure ?? 0;
+    message.connected = object.connected ?? 0;
     return message;
   },
 };

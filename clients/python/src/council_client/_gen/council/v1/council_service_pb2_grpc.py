@@ -86,6 +86,11 @@ class CouncilServiceStub:
                 request_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
                 response_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
                 _registered_method=True)
+        self.ServeReviews = channel.stream_stream(
+                '/council.v1.CouncilService/ServeReviews',
+                request_serializer=council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.SerializeToString,
+                response_deserializer=council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.FromString,
+                _registered_method=True)
 
 
 class CouncilServiceServicer:
@@ -170,6 +175,16 @@ class CouncilServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServeReviews(self, request_iterator, context):
+        """ServeReviews is how an external reviewer sits on the council (role reviewer): it says which
+        roles it serves in its first message, then receives one task per review that asks its role,
+        each with a deadline, and answers each task with a vote. A reviewer connected to any replica
+        serves reviews submitted to any replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CouncilServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +237,11 @@ def add_CouncilServiceServicer_to_server(servicer, server):
                     servicer.AwaitDecision,
                     request_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.FromString,
                     response_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.SerializeToString,
+            ),
+            'ServeReviews': grpc.stream_stream_rpc_method_handler(
+                    servicer.ServeReviews,
+                    request_deserializer=council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.FromString,
+                    response_serializer=council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,6 +516,33 @@ class CouncilService:
             '/council.v1.CouncilService/AwaitDecision',
             council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
             council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServeReviews(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/council.v1.CouncilService/ServeReviews',
+            council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.SerializeToString,
+            council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

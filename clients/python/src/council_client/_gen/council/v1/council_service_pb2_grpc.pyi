@@ -66,6 +66,12 @@ class CouncilServiceStub:
     (made through any replica), and ends OK after sending it with a final status (approved, rejected,
     expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
     """
+    ServeReviews: _grpc.StreamStreamMultiCallable[_council_service_pb2.ServeReviewsRequest, _council_service_pb2.ServeReviewsResponse]
+    """ServeReviews is how an external reviewer sits on the council (role reviewer): it says which
+    roles it serves in its first message, then receives one task per review that asks its role,
+    each with a deadline, and answers each task with a vote. A reviewer connected to any replica
+    serves reviews submitted to any replica.
+    """
 
 @_typing.type_check_only
 class CouncilServiceAsyncStub(CouncilServiceStub):
@@ -104,6 +110,12 @@ class CouncilServiceAsyncStub(CouncilServiceStub):
     """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
     (made through any replica), and ends OK after sending it with a final status (approved, rejected,
     expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+    """
+    ServeReviews: _aio.StreamStreamMultiCallable[_council_service_pb2.ServeReviewsRequest, _council_service_pb2.ServeReviewsResponse]  # type: ignore[assignment]
+    """ServeReviews is how an external reviewer sits on the council (role reviewer): it says which
+    roles it serves in its first message, then receives one task per review that asks its role,
+    each with a deadline, and answers each task with a vote. A reviewer connected to any replica
+    serves reviews submitted to any replica.
     """
 
 class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -200,6 +212,18 @@ class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
         """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
         (made through any replica), and ends OK after sending it with a final status (approved, rejected,
         expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+        """
+
+    @_abc_1.abstractmethod
+    def ServeReviews(
+        self,
+        request_iterator: _MaybeAsyncIterator[_council_service_pb2.ServeReviewsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_council_service_pb2.ServeReviewsResponse], _abc.AsyncIterator[_council_service_pb2.ServeReviewsResponse]]:
+        """ServeReviews is how an external reviewer sits on the council (role reviewer): it says which
+        roles it serves in its first message, then receives one task per review that asks its role,
+        each with a deadline, and answers each task with a vote. A reviewer connected to any replica
+        serves reviews submitted to any replica.
         """
 
 def add_CouncilServiceServicer_to_server(servicer: CouncilServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -159,6 +160,40 @@ REVIEWER_ROLE_COMPLIANCE: ReviewerRole.ValueType  # 4
 REVIEWER_ROLE_QUALITY: ReviewerRole.ValueType  # 5
 """REVIEWER_ROLE_QUALITY judges code quality and testing."""
 Global___ReviewerRole: _TypeAlias = ReviewerRole  # noqa: Y015
+
+class _FailurePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailurePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailurePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_POLICY_UNSPECIFIED: _FailurePolicy.ValueType  # 0
+    """FAILURE_POLICY_UNSPECIFIED is the value of a built-in reviewer."""
+    FAILURE_POLICY_RULES: _FailurePolicy.ValueType  # 1
+    """FAILURE_POLICY_RULES casts the built-in rules' vote for the role."""
+    FAILURE_POLICY_ABSTAIN: _FailurePolicy.ValueType  # 2
+    """FAILURE_POLICY_ABSTAIN casts ABSTAIN."""
+    FAILURE_POLICY_NEEDS_MORE_INFO: _FailurePolicy.ValueType  # 3
+    """FAILURE_POLICY_NEEDS_MORE_INFO casts NEEDS_MORE_INFO: the change goes to people (the default)."""
+    FAILURE_POLICY_REJECT: _FailurePolicy.ValueType  # 4
+    """FAILURE_POLICY_REJECT casts REJECT with the veto no_external_vote: it fails closed."""
+
+class FailurePolicy(_FailurePolicy, metaclass=_FailurePolicyEnumTypeWrapper):
+    """FailurePolicy is the vote an external reviewer's role casts when no valid external vote arrives
+    in time (timed out, no reviewer connected, reviewer disconnected, invalid vote).
+    """
+
+FAILURE_POLICY_UNSPECIFIED: FailurePolicy.ValueType  # 0
+"""FAILURE_POLICY_UNSPECIFIED is the value of a built-in reviewer."""
+FAILURE_POLICY_RULES: FailurePolicy.ValueType  # 1
+"""FAILURE_POLICY_RULES casts the built-in rules' vote for the role."""
+FAILURE_POLICY_ABSTAIN: FailurePolicy.ValueType  # 2
+"""FAILURE_POLICY_ABSTAIN casts ABSTAIN."""
+FAILURE_POLICY_NEEDS_MORE_INFO: FailurePolicy.ValueType  # 3
+"""FAILURE_POLICY_NEEDS_MORE_INFO casts NEEDS_MORE_INFO: the change goes to people (the default)."""
+FAILURE_POLICY_REJECT: FailurePolicy.ValueType  # 4
+"""FAILURE_POLICY_REJECT casts REJECT with the veto no_external_vote: it fails closed."""
+Global___FailurePolicy: _TypeAlias = FailurePolicy  # noqa: Y015
 
 class _VoteType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -332,6 +367,7 @@ class Suggestion(_message.Message):
     FIX_STEPS_FIELD_NUMBER: _builtins.int
     FILES_AFFECTED_FIELD_NUMBER: _builtins.int
     ESTIMATED_EFFORT_FIELD_NUMBER: _builtins.int
+    DIFF_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id identifies the suggestion in the submitter's system; it must not be empty."""
     title: _builtins.str
@@ -348,6 +384,8 @@ class Suggestion(_message.Message):
     """auto_fixable says whether an agent could apply the change without a human."""
     estimated_effort: Global___Effort.ValueType
     """estimated_effort is the expected size of the work."""
+    diff: _builtins.str
+    """diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty."""
     @_builtins.property
     def fix_steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """fix_steps lists the steps that implement the change, in order."""
@@ -369,10 +407,11 @@ class Suggestion(_message.Message):
         fix_steps: _abc.Iterable[_builtins.str] | None = ...,
         files_affected: _abc.Iterable[_builtins.str] | None = ...,
         estimated_effort: Global___Effort.ValueType = ...,
+        diff: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fixable", b"auto_fixable", "description", b"description", "estimated_effort", b"estimated_effort", "files_affected", b"files_affected", "fix_steps", b"fix_steps", "id", b"id", "impact", b"impact", "reasoning", b"reasoning", "risk", b"risk", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fixable", b"auto_fixable", "description", b"description", "diff", b"diff", "estimated_effort", b"estimated_effort", "files_affected", b"files_affected", "fix_steps", b"fix_steps", "id", b"id", "impact", b"impact", "reasoning", b"reasoning", "risk", b"risk", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -392,6 +431,7 @@ class Vote(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     CAST_AT_FIELD_NUMBER: _builtins.int
     VETO_FIELD_NUMBER: _builtins.int
+    CAST_BY_FIELD_NUMBER: _builtins.int
     reviewer_role: Global___ReviewerRole.ValueType
     """reviewer_role is the reviewer that cast the vote."""
     vote: Global___VoteType.ValueType
@@ -402,6 +442,10 @@ class Vote(_message.Message):
     """confidence is how sure the reviewer is, from 0 to 1."""
     veto: _builtins.str
     """veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did."""
+    cast_by: _builtins.str
+    """cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+    reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+    """
     @_builtins.property
     def concerns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """concerns lists what worried the reviewer, in the order they were found."""
@@ -425,10 +469,11 @@ class Vote(_message.Message):
         confidence: _builtins.float = ...,
         cast_at: _timestamp_pb2.Timestamp | None = ...,
         veto: _builtins.str = ...,
+        cast_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at", "concerns", b"concerns", "conditions", b"conditions", "confidence", b"confidence", "reasoning", b"reasoning", "reviewer_role", b"reviewer_role", "veto", b"veto", "vote", b"vote"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at", "cast_by", b"cast_by", "concerns", b"concerns", "conditions", b"conditions", "confidence", b"confidence", "reasoning", b"reasoning", "reviewer_role", b"reviewer_role", "veto", b"veto", "vote", b"vote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -624,10 +669,20 @@ class ReviewerProfile(_message.Message):
     RISK_TOLERANCE_FIELD_NUMBER: _builtins.int
     PRIORITY_FOCUS_FIELD_NUMBER: _builtins.int
     VETO_CONDITIONS_FIELD_NUMBER: _builtins.int
+    EXTERNAL_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
     role: Global___ReviewerRole.ValueType
     """role is the reviewer's perspective."""
     risk_tolerance: _builtins.float
     """risk_tolerance is from 0 (very conservative) to 1 (risk-taking)."""
+    external: _builtins.bool
+    """external is true when reviewers connected over ServeReviews cast this role's vote."""
+    on_failure: Global___FailurePolicy.ValueType
+    """on_failure is what counts when no valid external vote arrives in time (external roles only)."""
+    connected: _builtins.int
+    """connected is how many reviewers of this role are connected, across all replicas."""
     @_builtins.property
     def expertise_areas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """expertise_areas lists what the reviewer knows about."""
@@ -640,6 +695,10 @@ class ReviewerProfile(_message.Message):
     def veto_conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """veto_conditions lists the conditions that make the reviewer reject outright, checked in order."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """timeout is how long a review waits for an external vote (external roles only)."""
+
     def __init__(
         self,
         *,
@@ -648,10 +707,14 @@ class ReviewerProfile(_message.Message):
         risk_tolerance: _builtins.float = ...,
         priority_focus: _abc.Iterable[_builtins.str] | None = ...,
         veto_conditions: _abc.Iterable[_builtins.str] | None = ...,
+        external: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        on_failure: Global___FailurePolicy.ValueType = ...,
+        connected: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expertise_areas", b"expertise_areas", "priority_focus", b"priority_focus", "risk_tolerance", b"risk_tolerance", "role", b"role", "veto_conditions", b"veto_conditions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "expertise_areas", b"expertise_areas", "external", b"external", "on_failure", b"on_failure", "priority_focus", b"priority_focus", "risk_tolerance", b"risk_tolerance", "role", b"role", "timeout", b"timeout", "veto_conditions", b"veto_conditions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
