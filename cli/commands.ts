@@ -47,7 +47,7 @@ import {
   verdictLine,
   voteLine,
 } from "./render.js";
-import { buildSuggestion, enumChoices, enumValue, parseSuggestionText, type SuggestionFlags } from "./suggestion.js";
+import { buildSuggestion, diffFromBytes, enumChoices, enumValue, parseSuggestionText, type SuggestionFlags } from "./suggestion.js";
 
 /** A flag as parseArgs takes it, plus what help shows. */
 export interface Flag {
@@ -239,6 +239,7 @@ const review: Command = {
     "auto-fixable": { type: "boolean", help: "the change can be applied without a person" },
     "fix-step": { type: "string", multiple: true, value: "TEXT", help: "a step of the fix (repeat for more)" },
     file: { type: "string", multiple: true, value: "PATH", help: "a file the change touches (repeat for more)" },
+    "diff-file": { type: "string", value: "PATH", help: "the change as a unified diff, e.g. from git diff (-: standard input; at most 1 MiB)" },
     "request-id": { type: "string", value: "ID", help: "idempotency key: the same id and suggestion return the stored decision" },
     supersedes: { type: "string", value: "ID", help: "a pending decision of yours that this review follows up" },
     "dry-run": { type: "boolean", help: "show the votes and decision, store nothing" },
@@ -247,12 +248,14 @@ const review: Command = {
   details: [
     "The suggestion comes from a YAML or JSON file (`-`: standard input) with the fields of",
     "council.v1.Suggestion (id, title, description, reasoning, risk, impact, auto_fixable,",
-    "fix_steps, files_affected, estimated_effort), from flags, or both (flags win).",
+    "fix_steps, files_affected, estimated_effort, diff), from flags, or both (flags win).",
+    "--diff-file sends the change itself (a unified diff) for the reviewers that read it.",
     "Exit code: 0 approved, 3 rejected (or superseded), 4 pending, 5 expired.",
   ],
   examples: [
     "council review suggestion.yaml --wait",
     "council review --title 'Bump lodash' --risk low --impact low --auto-fixable --file package.json",
+    "git diff | council review --title 'Bump lodash' --risk low --impact low --diff-file -",
   ],
   async run(ctx, values, args) {
     if (values.wait && values["dry-run"]) throw new UsageError("--wait and --dry-run do not go together (a dry run stores nothing to wait for)");
@@ -263,6 +266,11 @@ const review: Command = {
       fromFile = parseSuggestionText(body, path === "-" ? "standard input" : path);
     }
     const suggestion = buildSuggestion(fromFile, values as SuggestionFlags);
+    const diffFile = str(values, "diff-file");
+    if (diffFile !== undefined) {
+      if (diffFile === "-" && path === "-") throw new UsageError("the suggestion and --diff-file cannot both be read from standard input");
+      suggestion.diff = diffFromBytes(readFileSync(diffFile === "-" ? 0 : diffFile), diffFile === "-" ? "standard input" : diffFile);
+    }
     const p = ctx.paint;
     if (!ctx.json) ctx.line(`${p.bold("Reviewing")} ${suggestion.id}: ${oneLine(suggestion.title)}${values["dry-run"] ? p.dim("  (dry run: nothing is stored)") : ""}`);
     const running = ctx.council().review(suggestion, {

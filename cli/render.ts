@@ -284,7 +284,8 @@ const VOTE_COLUMNS = { role: 12, vote: 15, confidence: 4 };
 
 /**
  * A vote: role, vote, confidence, then its reasoning (and veto), cut to one line of `width`, or
- * with `full` wrapped onto more lines under the reasoning column.
+ * with `full` wrapped onto more lines under the reasoning column, and a last line saying who cast
+ * it (`cast by rules`, a reviewer's name, `fallback:…`; none from a server that does not say).
  */
 export function voteLines(v: Vote, width: number, p: Painter, indent = "  ", full = false): string[] {
   const role = roleName(v.reviewerRole).padEnd(VOTE_COLUMNS.role);
@@ -295,9 +296,11 @@ export function voteLines(v: Vote, width: number, p: Painter, indent = "  ", ful
   const text = oneLine(v.veto ? `VETO ${v.veto}: ${v.reasoning}` : v.reasoning);
   const reasoning = full ? wrap(text, room) : [cut(text, room)];
   const paintText = v.veto ? p.red : same;
+  const castBy = full && v.castBy ? [`${" ".repeat(length(head))}${p.dim(cut(oneLine(`cast by ${v.castBy}`), room))}`] : [];
   return [
     `${indent}${p.bold(role)}${GAP}${paintVote(v.vote, p)(vote)}${GAP}${confidence}${GAP}${paintText(reasoning[0] ?? "")}`.trimEnd(),
     ...reasoning.slice(1).map((l) => `${" ".repeat(length(head))}${paintText(l)}`),
+    ...castBy,
   ];
 }
 
@@ -337,6 +340,12 @@ export function decisionView(d: Decision, width: number, p: Painter, now: Date):
     about.push(["", `risk ${riskName(s.risk)} · impact ${impactName(s.impact)}${effort} · ${s.autoFixable ? "auto-fixable" : "not auto-fixable"}`]);
     if (s.description) about.push(["Description", s.description]);
     if (s.filesAffected.length) about.push(["Files", s.filesAffected.join(", ")]);
+    if (s.diff) {
+      // The diff itself can be long: its size here, the whole of it with -o json. A last line
+      // counts whether or not it ends with a newline.
+      const lines = s.diff.split("\n").length - (s.diff.endsWith("\n") ? 1 : 0);
+      about.push(["Diff", `${lines} lines, ${Buffer.byteLength(s.diff)} bytes (-o json shows it)`]);
+    }
   } else {
     about.push(["Suggestion", d.suggestionId]);
   }

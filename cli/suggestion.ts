@@ -5,6 +5,7 @@
  * unknown field or value is a usage error naming it, so that a typo never reaches the council as a
  * default.
  */
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { parse as parseYaml } from "yaml";
 import type { SuggestionInput } from "../clients/typescript/src/client.js";
@@ -58,6 +59,7 @@ field(["auto_fixable", "autoFixable"], "autoFixable", bool);
 field(["fix_steps", "fixSteps"], "fixSteps", list);
 field(["files_affected", "filesAffected"], "filesAffected", list);
 field(["estimated_effort", "estimatedEffort"], "estimatedEffort", (v, f) => enumValue(Effort, "EFFORT_", f, v));
+field(["diff"], "diff", text);
 
 /** A suggestion document (already parsed from YAML or JSON) as the client's input. */
 export function suggestionFromDocument(doc: unknown, source: string): Partial<SuggestionInput> {
@@ -83,6 +85,22 @@ export function parseSuggestionText(body: string, source: string): Partial<Sugge
     throw new UsageError(`${source}: not YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
   }
   return suggestionFromDocument(doc, source);
+}
+
+/** The most a suggestion's diff may hold (SPEC section 11): the server refuses a longer one. */
+export const DIFF_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * The diff of `--diff-file` from the file's bytes (`source` names it in errors): UTF-8 text of at
+ * most 1 MiB, checked here so that a wrong file is a usage error before anything is sent (the
+ * server would refuse it too, naming `suggestion.diff`).
+ */
+export function diffFromBytes(bytes: Uint8Array, source: string): string {
+  if (bytes.length > DIFF_LIMIT_BYTES) {
+    throw new UsageError(`--diff-file: ${source} is ${bytes.length} bytes; a diff may be at most ${DIFF_LIMIT_BYTES} (1 MiB)`);
+  }
+  if (!isUtf8(bytes)) throw new UsageError(`--diff-file: ${source} is not UTF-8 text`);
+  return Buffer.from(bytes).toString("utf8");
 }
 
 /** The review flags that set suggestion fields. */

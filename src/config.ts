@@ -75,7 +75,10 @@ const MAX_WATCHERS = 1_000_000;
 const MIN_WATCH_BUFFER_BYTES = 16 * 1024;
 const MAX_WATCH_BUFFER_BYTES = 1024 * 1024 * 1024;
 
-/** Bounds of the call settings. The call memory must hold at least a few requests at their limits (1.5 MB each). */
+/**
+ * Bounds of the call settings. The call memory must hold at least a few requests at their limits
+ * (2.6 MB each with a 1 MiB diff, and an answer as large): 16 MiB holds three such calls.
+ */
 const MAX_CONNECTIONS = 1_000_000;
 const MIN_CALL_MEMORY_BYTES = 16 * 1024 * 1024;
 const MAX_CALL_MEMORY_BYTES = 64 * 1024 * 1024 * 1024;

@@ -42,6 +42,7 @@ export function variedSuggestion(n: number): Suggestion {
   const files = 1 + ((n >> 3) % 6);
   return {
     id: `sug-${randomUUID()}`,
+    diff: "",
     title,
     description,
     reasoning: "Seen in production traces last week; the change is small and covered by tests.",

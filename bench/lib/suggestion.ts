@@ -16,7 +16,7 @@ const BODY = {
 };
 
 export function benchSuggestion(id: string = `sug-${randomUUID()}`): Suggestion {
-  return { id, ...BODY, risk: "low", impact: "low", estimatedEffort: "small" };
+  return { id, ...BODY, risk: "low", impact: "low", estimatedEffort: "small", diff: "" };
 }
 
 /**

@@ -31,7 +31,7 @@ type Tool struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	// InputSchema is the JSON Schema of a suggestion: id, title, description, reasoning, risk,
-	// impact, auto_fixable, fix_steps, files_affected and estimated_effort, enums as lower-case
+	// impact, auto_fixable, fix_steps, files_affected, estimated_effort and diff, enums as lower-case
 	// words (risk "trivial" … "critical"). Unmarshal it into the type your framework wants.
 	InputSchema json.RawMessage `json:"input_schema"`
 }
@@ -146,6 +146,7 @@ func SuggestionFromToolInput(input []byte) (*councilv1.Suggestion, error) {
 	s.FixSteps = r.texts("fix_steps")
 	s.FilesAffected = r.texts("files_affected")
 	s.EstimatedEffort = councilv1.Effort(r.word("estimated_effort", false, "EFFORT_", councilv1.Effort_value, schema.Properties["estimated_effort"].Enum))
+	s.Diff = r.text("diff", false)
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -110,7 +110,7 @@ func TestTheEmbeddedToolDefinitionIsTheCanonicalFile(t *testing.T) {
 func TestSuggestionFromToolInputChecksTheSchemaAndNamesTheField(t *testing.T) {
 	full := `{"id": "T-1", "title": "Add retry", "description": "Retry 3 times.", "reasoning": "Flaky upstream.",
 		"risk": "low", "impact": "medium", "auto_fixable": true, "fix_steps": ["Wrap", "Test"],
-		"files_affected": ["src/a.ts"], "estimated_effort": "small"}`
+		"files_affected": ["src/a.ts"], "estimated_effort": "small", "diff": "--- a/src/a.ts\n+++ b/src/a.ts\n@@ -1 +1 @@\n-get()\n+retry(get)\n"}`
 	got, err := council.SuggestionFromToolInput([]byte(full))
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +119,7 @@ func TestSuggestionFromToolInputChecksTheSchemaAndNamesTheField(t *testing.T) {
 		Id: "T-1", Title: "Add retry", Description: "Retry 3 times.", Reasoning: "Flaky upstream.",
 		Risk: councilv1.RiskLevel_RISK_LEVEL_LOW, Impact: councilv1.ImpactLevel_IMPACT_LEVEL_MEDIUM, AutoFixable: true,
 		FixSteps: []string{"Wrap", "Test"}, FilesAffected: []string{"src/a.ts"}, EstimatedEffort: councilv1.Effort_EFFORT_SMALL,
+		Diff: "--- a/src/a.ts\n+++ b/src/a.ts\n@@ -1 +1 @@\n-get()\n+retry(get)\n",
 	}
 	if !proto.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -152,6 +153,7 @@ func TestSuggestionFromToolInputChecksTheSchemaAndNamesTheField(t *testing.T) {
 		{`{"id": "T", "title": "t", "risk": "low", "impact": "low", "fix_steps": "do it"}`, "fix_steps", "must be a list of strings"},
 		{`{"id": "T", "title": "t", "risk": "low", "impact": "low", "files_affected": [1]}`, "files_affected", "must be a list of strings"},
 		{`{"id": "T", "title": "t", "risk": "low", "impact": "low", "estimated_effort": "tiny"}`, "estimated_effort", `"small", "medium", "large", "epic"`},
+		{`{"id": "T", "title": "t", "risk": "low", "impact": "low", "diff": ["+x"]}`, "diff", "must be a string"},
 	} {
 		_, err := council.SuggestionFromToolInput([]byte(tc.input))
 		var cerr *council.Error

@@ -33,12 +33,19 @@ export function decisionIdForRequest(submittedBy: string, requestId: string): st
  * A digest of every field of a suggestion: equal suggestions, field by field, have equal fingerprints.
  * It hashes the canonical JSON of the suggestion (keys sorted, as `canonicalJson` writes them), built
  * here with its keys already in that order: the same bytes, without sorting on every review
- * (test/domain/identity.test.ts holds the two equal).
+ * (test/domain/fingerprint.test.ts holds the two equal).
+ *
+ * Fingerprints are stored with request ids, and a replay is compared with the stored one. `diff`
+ * came later, so it is part of the digest only when it is not empty: a suggestion without a diff
+ * keeps the fingerprint the versions before `diff` stored for it, and replays of requests stored
+ * then still match (a `diff` key in every digest, even empty, would change them all).
  */
 export function suggestionFingerprint(s: Suggestion): string {
   const canonical = JSON.stringify({
     auto_fixable: s.autoFixable,
     description: s.description,
+    // JSON.stringify leaves out an undefined value, key and all, as canonicalJson does.
+    diff: s.diff === "" ? undefined : s.diff,
     estimated_effort: s.estimatedEffort ?? null,
     files_affected: s.filesAffected,
     fix_steps: s.fixSteps,

@@ -12,6 +12,11 @@ export const LIMITS = {
   fixStepBytes: 4096,
   filesAffected: 1000,
   fileBytes: 1024,
+  /**
+   * A suggestion's `diff` (the change as a unified diff). The largest field of any request: it
+   * sets most of the largest request the server reads (`grpc.max_receive_message_length`).
+   */
+  diffBytes: 1024 * 1024,
   requestIdBytes: 256,
   notesBytes: 65536,
   /**
@@ -56,6 +61,7 @@ export const REQUEST_FIELD_LIMITS: Readonly<Record<string, Readonly<Record<strin
     reasoning: { bytes: LIMITS.textBytes },
     fix_steps: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
     files_affected: { items: LIMITS.filesAffected, bytes: LIMITS.fileBytes },
+    diff: { bytes: LIMITS.diffBytes },
   },
   "council.v1.ReviewSuggestionRequest": { request_id: { bytes: LIMITS.requestIdBytes }, supersedes: { bytes: LIMITS.idBytes } },
   "council.v1.GetDecisionRequest": { id: { bytes: LIMITS.idBytes } },
@@ -99,11 +105,21 @@ const str = (s: string) => utf8Bytes(s) + STRING_OVERHEAD;
 const strs = (list: readonly string[]) => list.reduce((sum, s) => sum + str(s), 0);
 
 export function suggestionBytes(s: Suggestion): number {
-  return MESSAGE_OVERHEAD + str(s.id) + str(s.title) + str(s.description) + str(s.reasoning) + 4 * NUMBER + strs(s.fixSteps) + strs(s.filesAffected);
+  return (
+    MESSAGE_OVERHEAD +
+    str(s.id) +
+    str(s.title) +
+    str(s.description) +
+    str(s.reasoning) +
+    4 * NUMBER +
+    strs(s.fixSteps) +
+    strs(s.filesAffected) +
+    str(s.diff)
+  );
 }
 
 export function voteBytes(v: Vote): number {
-  return MESSAGE_OVERHEAD + 3 * NUMBER + str(v.reasoning) + strs(v.concerns) + strs(v.conditions) + TIMESTAMP + str(v.veto);
+  return MESSAGE_OVERHEAD + 3 * NUMBER + str(v.reasoning) + strs(v.concerns) + strs(v.conditions) + TIMESTAMP + str(v.veto) + str(v.castBy);
 }
 
 /** An upper bound of the encoded size of a decision, as the server sends it. */

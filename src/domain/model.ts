@@ -74,7 +74,15 @@ export interface Suggestion {
   filesAffected: string[];
   /** Undefined when the submitter gave no estimate. */
   estimatedEffort: Effort | undefined;
+  /**
+   * The change itself, as a unified diff (at most LIMITS.diffBytes), or "" when the submitter sent
+   * none. For reviewers that read the change; the built-in rules do not read it.
+   */
+  diff: string;
 }
+
+/** `Vote.castBy` of a vote cast by the built-in rules. */
+export const CAST_BY_RULES = "rules";
 
 export interface Vote {
   reviewerRole: ReviewerRole;
@@ -86,6 +94,11 @@ export interface Vote {
   castAt: Date;
   /** The veto condition that fired, or "" when none did. */
   veto: string;
+  /**
+   * Who cast the vote (SPEC section 11): `rules` for a built-in reviewer (every vote stored before
+   * votes said who cast them was), an external reviewer's principal, or `fallback:<on_failure>`.
+   */
+  castBy: string;
 }
 
 export interface Decision {

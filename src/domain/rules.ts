@@ -2,7 +2,7 @@
  * The review rules (SPEC section 3), driven by a policy: how one reviewer votes on a suggestion,
  * and how the votes become a decision. Pure functions: the caller supplies the clock.
  */
-import type { DecisionType, Suggestion, Vote, VoteType } from "./model.js";
+import { CAST_BY_RULES, type DecisionType, type Suggestion, type Vote, type VoteType } from "./model.js";
 import type { Check, Policy, Predicate, ReviewerRules } from "./policy.js";
 
 /** What the council concludes from a set of votes, before ids and timestamps are attached. */
@@ -117,6 +117,7 @@ export function castVote(policy: Policy, reviewer: ReviewerRules, s: Suggestion,
       confidence: policy.veto_confidence,
       castAt,
       veto,
+      castBy: CAST_BY_RULES,
     };
   }
   const concerns: string[] = [];
@@ -146,6 +147,7 @@ export function castVote(policy: Policy, reviewer: ReviewerRules, s: Suggestion,
     confidence: verdict.confidence,
     castAt,
     veto: "",
+    castBy: CAST_BY_RULES,
   };
 }
 

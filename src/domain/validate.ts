@@ -29,6 +29,7 @@ export function validateSuggestion(s: Suggestion, field = "suggestion"): void {
   checkString(`${field}.reasoning`, s.reasoning, LIMITS.textBytes);
   checkList(`${field}.fix_steps`, s.fixSteps, LIMITS.fixSteps, LIMITS.fixStepBytes);
   checkList(`${field}.files_affected`, s.filesAffected, LIMITS.filesAffected, LIMITS.fileBytes);
+  checkString(`${field}.diff`, s.diff, LIMITS.diffBytes);
 }
 
 /** Resolves a requested page size: 0 means the default, larger than the maximum is capped. */

@@ -121,6 +121,7 @@ export function suggestionFromWire(s: wire.Suggestion | undefined, field = "sugg
     fixSteps: s.fixSteps,
     filesAffected: s.filesAffected,
     estimatedEffort: fromWire(`${field}.estimated_effort`, ENUMS.effort, s.estimatedEffort),
+    diff: s.diff,
   };
 }
 
@@ -157,6 +158,7 @@ export function suggestionToWire(s: Suggestion): wire.Suggestion {
     fixSteps: s.fixSteps,
     filesAffected: s.filesAffected,
     estimatedEffort: toWire(ENUMS.effort, s.estimatedEffort),
+    diff: s.diff,
   };
 }
 
@@ -170,6 +172,7 @@ export function voteToWire(v: Vote): wire.Vote {
     confidence: v.confidence,
     castAt: v.castAt,
     veto: v.veto,
+    castBy: v.castBy,
   };
 }
 

@@ -150,6 +150,7 @@ export function councilService(
         watching--;
       }
     }),
+
   };
 
   const closeWatches = () => {

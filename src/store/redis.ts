@@ -153,7 +153,7 @@ const READ_CHUNK = 64;
 
 /** Index members the status backfill reads per round of a bucket. */
 const BACKFILL_CHUNK = 200;
-/** Decisions read or written at once by the backfill and the sweeper (bounds memory: a doc may be 1.5 MB). */
+/** Decisions read or written at once by the backfill and the sweeper (bounds memory: a doc may be 2.6 MB). */
 const PARALLEL = 16;
 /** A due decision met by a summary or a listing by status is expired first, up to this many per call. */
 const REPAIR_LIMIT = 100;

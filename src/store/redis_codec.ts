@@ -15,6 +15,10 @@
  *   outcome was recorded by someone else;
  * - a lesson JSON without `recordedBy`: `anonymous`.
  *
+ * Issue 13 added two keys to `doc`, also without a new version: a suggestion's `diff` (written
+ * only when it is not empty; none reads as "") and a vote's `castBy` (none: the vote was stored
+ * before votes said who cast them, when the built-in rules cast every vote, so it reads as `rules`).
+ *
  * The lifecycle (SPEC §9) is in plain fields as well, each written by a script that never parses
  * JSON: `status`, `verdicts` (a JSON list the app builds; the scripts store it as it comes),
  * `approvals`, `expires_at` (ms, or "" for none), `supersedes`, `superseded_by`, `revision` (bumped
@@ -29,6 +33,7 @@
 import { legacyLifecycle, DEFAULT_VERDICTS, type VerdictsSection } from "../domain/lifecycle.js";
 import { ANONYMOUS_NAME } from "../domain/principal.js";
 import {
+  CAST_BY_RULES,
   DECISION_STATUSES,
   OUTCOMES,
   VERDICT_TYPES,
@@ -54,6 +59,8 @@ interface VoteDoc {
   confidence: number;
   castAt: number;
   veto: string;
+  /** Absent in votes stored before it existed (all cast by the rules). */
+  castBy?: string;
 }
 
 interface DecisionDoc {
@@ -68,7 +75,8 @@ interface DecisionDoc {
   autoFixApproved: boolean;
   decidedAt: number;
   policyVersion: string;
-  suggestion: Omit<Suggestion, "estimatedEffort"> & { estimatedEffort: Suggestion["estimatedEffort"] | null };
+  /** `diff` is absent when it is empty, and in suggestions stored before it existed. */
+  suggestion: Omit<Suggestion, "estimatedEffort" | "diff"> & { estimatedEffort: Suggestion["estimatedEffort"] | null; diff?: string };
   requestId: string;
 }
 
@@ -146,6 +154,7 @@ export function encodeDecision(d: Decision): DecisionFields {
       confidence: v.confidence,
       castAt: v.castAt.getTime(),
       veto: v.veto,
+      castBy: v.castBy,
     })),
     finalReasoning: d.finalReasoning,
     conditions: d.conditions,
@@ -164,6 +173,7 @@ export function encodeDecision(d: Decision): DecisionFields {
       fixSteps: s.fixSteps,
       filesAffected: s.filesAffected,
       estimatedEffort: s.estimatedEffort ?? null,
+      ...(s.diff !== "" ? { diff: s.diff } : {}),
     },
     requestId: d.requestId,
   };
@@ -255,9 +265,14 @@ export function decodeDecision(fields: DecisionReadFields, verdicts: VerdictsSec
   // The parsed doc is this call's own: its votes and suggestion become the decision's in place (a
   // page of listings decodes 50 docs, and copying every object of each again was a third of it).
   const votes = doc.votes as unknown as (Omit<VoteDoc, "castAt"> & { castAt: number | Date })[];
-  for (const v of votes) v.castAt = new Date(v.castAt as number);
-  const suggestion = s as Omit<Suggestion, "estimatedEffort"> & { estimatedEffort: Suggestion["estimatedEffort"] | null };
+  for (const v of votes) {
+    v.castAt = new Date(v.castAt as number);
+    // Votes stored before `cast_by` were all cast by the built-in rules.
+    v.castBy ??= CAST_BY_RULES;
+  }
+  const suggestion = s as Omit<Suggestion, "estimatedEffort" | "diff"> & { estimatedEffort: Suggestion["estimatedEffort"] | null; diff?: string };
   if (suggestion.estimatedEffort === null) suggestion.estimatedEffort = undefined; // stored as null: JSON has no undefined
+  suggestion.diff ??= ""; // stored only when not empty
   return {
     id: doc.id,
     suggestionId: doc.suggestionId,

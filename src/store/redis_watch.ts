@@ -56,7 +56,7 @@ import type { Unsubscribe } from "./store.js";
 
 /** Entries read per stream per call (each about 100 bytes). */
 const BATCH = 500;
-/** Decisions fetched at once: at the size limits one is about 1.5 MB, so this bounds the reader's memory. */
+/** Decisions fetched at once: at the size limits one is about 2.6 MB, so this bounds the reader's memory. */
 const FETCH = 32;
 
 /** What every subscriber reads when the feed cannot tell whether it missed reviews. */

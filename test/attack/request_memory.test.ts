@@ -96,7 +96,7 @@ function openRequest(s: ClientHttp2Session, path: string, first?: Uint8Array, en
 /**
  * A connection whose streams never read (an HTTP/2 window of 0). Node's own limit on what a
  * session may queue to send (10 MB) would make the client itself refuse the server's answers to
- * 100 requests of 1.5 MB it is still sending: lifted here, so only the server's bounds show.
+ * 100 requests of 2.6 MB it is still sending: lifted here, so only the server's bounds show.
  */
 function silentSession(addr: string): ClientHttp2Session {
   const s = http2.connect(`http://${addr}`, { settings: { initialWindowSize: 0 }, maxSessionMemory: 4096 });
@@ -194,7 +194,7 @@ describe("attack: memory held for requests that never complete, or answers never
     expect(grown, `resident memory grew ${grown.toFixed(0)} MB`).to.be.below(100);
   });
 
-  // The same attack just under the receive limit: 100 x 1.57 MB. Before: held forever (+160 MB).
+  // The same attack just under the receive limit: 100 x 2.6 MB (it was 100 x 1.57 MB before diffs: held forever, +160 MB).
   // Now the bytes count against the call memory budget (32 MiB here): the streams past it are
   // refused at once, and the rest are ended at the receive deadline.
   it("holds partial requests under the call memory budget, and ends them at the receive deadline", async () => {

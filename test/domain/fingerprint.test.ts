@@ -10,7 +10,7 @@ import { canonicalJson } from "../../src/domain/policy.js";
 import type { Suggestion } from "../../src/domain/model.js";
 import { suggestion } from "../support/fixtures.js";
 
-/** The fingerprint as it was first defined: canonicalJson of the snake_case fields. */
+/** The fingerprint by its definition: canonicalJson of the snake_case fields (diff only when not empty). */
 function reference(s: Suggestion): string {
   const fields = {
     id: s.id,
@@ -23,6 +23,7 @@ function reference(s: Suggestion): string {
     fix_steps: s.fixSteps,
     files_affected: s.filesAffected,
     estimated_effort: s.estimatedEffort ?? null,
+    diff: s.diff === "" ? undefined : s.diff,
   };
   return createHash("sha256").update(canonicalJson(fields)).digest("hex");
 }
@@ -40,6 +41,7 @@ describe("suggestion fingerprints", () => {
       fixSteps: ["Apply the patch", "Run the unit tests"],
       filesAffected: ["src/retry.ts"],
       estimatedEffort: "small",
+      diff: "",
     };
     expect(suggestionFingerprint(s)).to.equal("02375d4cf95c003a63d48e558a0f8c20e72119cc96953e6765a962bfff5e1877");
   });
@@ -49,6 +51,7 @@ describe("suggestion fingerprints", () => {
       suggestion({ title: 'quotes " and \\ backslashes', description: "line\nbreak\ttab \u2028 \u0000", fixSteps: [] }),
       suggestion({ estimatedEffort: undefined, filesAffected: [], reasoning: "émoji 🚀 and 中文" }),
       suggestion({ autoFixable: false, risk: "critical", impact: "high", fixSteps: ["a", "b", "c"] }),
+      suggestion({ diff: '--- a/x\n+++ b/x\n@@ -1 +1 @@\n-"old"\n+"new" \u00e9\n' }),
     ];
     for (const s of cases) expect(suggestionFingerprint(s)).to.equal(reference(s));
   });
@@ -66,6 +69,7 @@ describe("suggestion fingerprints", () => {
       { fixSteps: ["other"] },
       { filesAffected: ["other"] },
       { estimatedEffort: "large" },
+      { diff: "+ a line" },
     ];
     for (const v of variants) expect(suggestionFingerprint({ ...base, ...v }), JSON.stringify(v)).not.to.equal(suggestionFingerprint(base));
   });

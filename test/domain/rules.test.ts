@@ -228,6 +228,7 @@ const v = (vote: VoteType, extra: Partial<Vote> = {}): Vote => ({
   confidence: 0.8,
   castAt: AT,
   veto: "",
+  castBy: "rules",
   ...extra,
 });
 

@@ -36,6 +36,7 @@ function toSuggestion(c: SeedCase): Suggestion {
     fixSteps: c.fix_steps,
     filesAffected: c.files_affected,
     estimatedEffort: c.estimated_effort,
+    diff: "",
   };
 }
 

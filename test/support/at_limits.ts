@@ -1,4 +1,4 @@
-/** Suggestions as large as the documented limits allow (src/domain/limits.ts): about 1.5 MB each. */
+/** Suggestions as large as the documented limits allow (src/domain/limits.ts): about 2.6 MB each. */
 import { LIMITS } from "../../src/domain/limits.js";
 import type { Suggestion } from "../../src/domain/model.js";
 import { ImpactLevel, RiskLevel, Effort, type Suggestion as WireSuggestion } from "../../src/gen/council/v1/review.js";
@@ -20,6 +20,9 @@ export function suggestionAtLimits(): Suggestion {
     fixSteps: Array.from({ length: LIMITS.fixSteps }, (_, i) => fill(`step ${i} `, LIMITS.fixStepBytes)),
     filesAffected: Array.from({ length: LIMITS.filesAffected }, (_, i) => fill(`src/file${i}/`, LIMITS.fileBytes)),
     estimatedEffort: "small",
+    // No character that JSON escapes (like the fields above), so that the Redis store's size
+    // estimate from stored lengths is exact, which the page budget tests count on.
+    diff: fill("+ retry(fn); ", LIMITS.diffBytes),
   };
 }
 

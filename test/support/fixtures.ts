@@ -20,6 +20,7 @@ export function suggestion(overrides: Partial<Suggestion> = {}): Suggestion {
     fixSteps: ["Apply the patch", "Run the unit tests"],
     filesAffected: ["src/retry.ts"],
     estimatedEffort: "small",
+    diff: "",
     ...overrides,
   };
 }
@@ -36,6 +37,7 @@ export function wireSuggestion(overrides: Partial<WireSuggestion> = {}): WireSug
     fixSteps: ["Apply the patch", "Run the unit tests"],
     filesAffected: ["src/retry.ts"],
     estimatedEffort: Effort.EFFORT_SMALL,
+    diff: "",
     ...overrides,
   };
 }
@@ -61,6 +63,7 @@ export function decision(overrides: Partial<Decision> = {}): Decision {
         confidence: 0.8,
         castAt: new Date("2026-01-02T03:04:05.678Z"),
         veto: "",
+        castBy: "rules",
       },
     ],
     finalReasoning: "Approved for human implementation (3/5 votes).",

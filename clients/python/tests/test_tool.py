@@ -16,6 +16,9 @@ import council_client as cc
 CANONICAL = Path(__file__).resolve().parents[2] / "tool" / "council_review.json"
 
 
+DIFF = "--- a/src/cache.ts\n+++ b/src/cache.ts\n@@ -1 +1 @@\n-const TTL = 60;\n+const TTL = 300;\n"
+
+
 def _input(**fields: object) -> dict[str, object]:
     base: dict[str, object] = {
         "id": "task-42",
@@ -75,6 +78,7 @@ def test_a_full_tool_input_becomes_the_suggestion() -> None:
             fix_steps=["Change CACHE_TTL_SECONDS", "Run the cache tests"],
             files_affected=["src/cache.ts"],
             estimated_effort="small",
+            diff=DIFF,
         )
     )
     assert suggestion == cc.build_suggestion(
@@ -88,6 +92,7 @@ def test_a_full_tool_input_becomes_the_suggestion() -> None:
         fix_steps=["Change CACHE_TTL_SECONDS", "Run the cache tests"],
         files_affected=["src/cache.ts"],
         estimated_effort="small",
+        diff=DIFF,
     )
     # OpenAI sends the arguments as JSON text; null for an optional field means "not given".
     as_text = cc.suggestion_from_tool_input(json.dumps(_input(estimated_effort=None)))
@@ -106,7 +111,8 @@ def test_a_full_tool_input_becomes_the_suggestion() -> None:
         (_input(fix_steps="do it"), "fix_steps"),
         (_input(files_affected=["a", 1]), "files_affected[1]"),
         (_input(estimated_effort="tiny"), "estimated_effort"),
-        (_input(diff="+1 -1"), "diff"),
+        (_input(patch="+1 -1"), "patch"),
+        (_input(diff=["+1 -1"]), "diff"),
         ("[1, 2]", None),
         ("not json", None),
     ],

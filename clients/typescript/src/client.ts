@@ -88,7 +88,7 @@ export interface ConnectOptions {
   retry?: Partial<RetryPolicy>;
 }
 
-/** A suggestion: id, title, risk and impact are required; the rest defaults to empty. */
+/** A suggestion: id, title, risk and impact are required; the rest (e.g. `diff`, the change as a unified diff) defaults to empty. */
 export type SuggestionInput = Partial<Suggestion> & Pick<Suggestion, "id" | "title" | "risk" | "impact">;
 
 /** A deadline and a way to cancel: every call takes them. */

@@ -39,7 +39,7 @@ export interface OpenAiTool {
 /**
  * The `council_review` tool: its name, what it is for, and the JSON Schema of a suggestion (id,
  * title, description, reasoning, risk, impact, auto_fixable, fix_steps, files_affected,
- * estimated_effort; enums as lower-case words). Read from tool/council_review.json, beside src/
+ * estimated_effort, diff; enums as lower-case words). Read from tool/council_review.json, beside src/
  * and dist/ in this package.
  */
 export const councilReviewTool: ToolDefinition = JSON.parse(
@@ -117,6 +117,7 @@ export function suggestionFromToolInput(input: unknown): SuggestionInput {
     filesAffected: texts(fields, "files_affected") ?? [],
     estimatedEffort:
       effort === undefined || effort === null ? Effort.EFFORT_UNSPECIFIED : enumValue(Effort, "EFFORT_", "estimated_effort", effort, words("estimated_effort")),
+    diff: text(fields, "diff", false) ?? "",
   };
 }
 

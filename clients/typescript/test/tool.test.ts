@@ -33,6 +33,7 @@ const full = {
   fix_steps: ["Change the setting", "Deploy"],
   files_affected: ["config/cache.yaml"],
   estimated_effort: "epic",
+  diff: "--- a/config/cache.yaml\n+++ b/config/cache.yaml\n@@ -1 +1 @@\n-timeout: 10s\n+timeout: 30s\n",
 };
 
 /** The InvalidArgumentError `suggestionFromToolInput(input)` throws. */
@@ -70,6 +71,7 @@ describe("TypeScript client: the council_review tool", () => {
       fixSteps: ["Change the setting", "Deploy"],
       filesAffected: ["config/cache.yaml"],
       estimatedEffort: Effort.EFFORT_EPIC,
+      diff: "--- a/config/cache.yaml\n+++ b/config/cache.yaml\n@@ -1 +1 @@\n-timeout: 10s\n+timeout: 30s\n",
     };
     expect(suggestionFromToolInput(full)).to.deep.equal(expected);
     expect(suggestionFromToolInput(JSON.stringify(full))).to.deep.equal(expected);
@@ -85,6 +87,7 @@ describe("TypeScript client: the council_review tool", () => {
       fixSteps: [],
       filesAffected: [],
       estimatedEffort: Effort.EFFORT_UNSPECIFIED,
+      diff: "",
     });
   });
 
@@ -99,7 +102,8 @@ describe("TypeScript client: the council_review tool", () => {
       [{ ...full, id: 7 }, "id", /must be a string/],
       [{ ...full, fix_steps: "deploy" }, "fix_steps", /must be a list of strings/],
       [{ ...full, auto_fixable: "yes" }, "auto_fixable", /must be true or false/],
-      [{ ...full, diff: "--- a" }, "diff", /is not a field of the suggestion/],
+      [{ ...full, patch: "--- a" }, "patch", /is not a field of the suggestion/],
+      [{ ...full, diff: ["--- a"] }, "diff", /must be a string/],
       ["{not json", "input", /not valid JSON/],
       [[full], "input", /must be a JSON object/],
     ];

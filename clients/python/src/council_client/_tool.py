@@ -97,6 +97,7 @@ def suggestion_from_tool_input(tool_input: Mapping[str, object] | str | bytes) -
         fix_steps=texts("fix_steps"),
         files_affected=texts("files_affected"),
         estimated_effort=effort if isinstance(effort, str) else None,  # type: ignore[arg-type]
+        diff=text("diff"),
     )
 
 

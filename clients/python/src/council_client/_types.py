@@ -117,8 +117,12 @@ def build_suggestion(
     fix_steps: Iterable[str] = (),
     files_affected: Iterable[str] = (),
     estimated_effort: EffortLike | None = None,
+    diff: str = "",
 ) -> Suggestion:
-    """Builds a Suggestion; enum fields take a value or a short name (``risk="low"``)."""
+    """Builds a Suggestion; enum fields take a value or a short name (``risk="low"``).
+
+    ``diff`` is the change itself as a unified diff (at most 1 MiB), for reviewers that read it.
+    """
     return Suggestion(
         id=id,
         title=title,
@@ -134,6 +138,7 @@ def build_suggestion(
             if estimated_effort is not None
             else Effort.EFFORT_UNSPECIFIED
         ),
+        diff=diff,
     )
 
 

@@ -602,8 +602,10 @@ type Suggestion struct {
 	FilesAffected []string `protobuf:"bytes,9,rep,name=files_affected,json=filesAffected,proto3" json:"files_affected,omitempty"`
 	// estimated_effort is the expected size of the work.
 	EstimatedEffort Effort `protobuf:"varint,10,opt,name=estimated_effort,json=estimatedEffort,proto3,enum=council.v1.Effort" json:"estimated_effort,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty.
+	Diff          string `protobuf:"bytes,11,opt,name=diff,proto3" json:"diff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Suggestion) Reset() {
@@ -706,6 +708,13 @@ func (x *Suggestion) GetEstimatedEffort() Effort {
 	return Effort_EFFORT_UNSPECIFIED
 }
 
+func (x *Suggestion) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
 // Vote is one reviewer's judgement of a suggestion.
 type Vote struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -724,7 +733,10 @@ type Vote struct {
 	// cast_at is when the vote was cast.
 	CastAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cast_at,json=castAt,proto3" json:"cast_at,omitempty"`
 	// veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did.
-	Veto          string `protobuf:"bytes,8,opt,name=veto,proto3" json:"veto,omitempty"`
+	Veto string `protobuf:"bytes,8,opt,name=veto,proto3" json:"veto,omitempty"`
+	// cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+	// reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+	CastBy        string `protobuf:"bytes,9,opt,name=cast_by,json=castBy,proto3" json:"cast_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +823,13 @@ func (x *Vote) GetCastAt() *timestamppb.Timestamp {
 func (x *Vote) GetVeto() string {
 	if x != nil {
 		return x.Veto
+	}
+	return ""
+}
+
+func (x *Vote) GetCastBy() string {
+	if x != nil {
+		return x.CastBy
 	}
 	return ""
 }
@@ -1329,7 +1348,7 @@ var File_council_v1_review_proto protoreflect.FileDescriptor
 const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"\x17council/v1/review.proto\x12\n" +
-	"council.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n" +
+	"council.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x03\n" +
 	"\n" +
 	"Suggestion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1342,7 +1361,8 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\tfix_steps\x18\b \x03(\tR\bfixSteps\x12%\n" +
 	"\x0efiles_affected\x18\t \x03(\tR\rfilesAffected\x12=\n" +
 	"\x10estimated_effort\x18\n" +
-	" \x01(\x0e2\x12.council.v1.EffortR\x0festimatedEffort\"\xb2\x02\n" +
+	" \x01(\x0e2\x12.council.v1.EffortR\x0festimatedEffort\x12\x12\n" +
+	"\x04diff\x18\v \x01(\tR\x04diff\"\xcb\x02\n" +
 	"\x04Vote\x12=\n" +
 	"\rreviewer_role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\freviewerRole\x12(\n" +
 	"\x04vote\x18\x02 \x01(\x0e2\x14.council.v1.VoteTypeR\x04vote\x12\x1c\n" +
@@ -1355,7 +1375,8 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"confidence\x18\x06 \x01(\x01R\n" +
 	"confidence\x123\n" +
 	"\acast_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06castAt\x12\x12\n" +
-	"\x04veto\x18\b \x01(\tR\x04veto\"\x9d\x01\n" +
+	"\x04veto\x18\b \x01(\tR\x04veto\x12\x17\n" +
+	"\acast_by\x18\t \x01(\tR\x06castBy\"\x9d\x01\n" +
 	"\aVerdict\x12\x0e\n" +
 	"\x02by\x18\x01 \x01(\tR\x02by\x121\n" +
 	"\averdict\x18\x02 \x01(\x0e2\x17.council.v1.VerdictTypeR\averdict\x12\x18\n" +

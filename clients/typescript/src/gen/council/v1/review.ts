@@ -561,6 +561,8 @@ export interface Suggestion {
   filesAffected: string[];
   /** estimated_effort is the expected size of the work. */
   estimatedEffort: Effort;
+  /** diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty. */
+  diff: string;
 }
 
 /** Vote is one reviewer's judgement of a suggestion. */
@@ -583,6 +585,11 @@ export interface Vote {
     | undefined;
   /** veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did. */
   veto: string;
+  /**
+   * cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+   * reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+   */
+  castBy: string;
 }
 
 /** Verdict is one person's approval or rejection of a pending decision. */
@@ -725,6 +732,7 @@ function createBaseSuggestion(): Suggestion {
     fixSteps: [],
     filesAffected: [],
     estimatedEffort: 0,
+    diff: "",
   };
 }
 
@@ -759,6 +767,9 @@ export const Suggestion: MessageFns<Suggestion> = {
     }
     if (message.estimatedEffort !== 0) {
       writer.uint32(80).int32(message.estimatedEffort);
+    }
+    if (message.diff !== "") {
+      writer.uint32(90).string(message.diff);
     }
     return writer;
   },
@@ -856,6 +867,14 @@ export const Suggestion: MessageFns<Suggestion> = {
             message.estimatedEffort = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.diff = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -896,6 +915,7 @@ export const Suggestion: MessageFns<Suggestion> = {
         : isSet(object.estimated_effort)
         ? effortFromJSON(object.estimated_effort)
         : 0,
+      diff: isSet(object.diff) ? globalThis.String(object.diff) : "",
     };
   },
 
@@ -931,6 +951,9 @@ export const Suggestion: MessageFns<Suggestion> = {
     if (message.estimatedEffort !== 0) {
       obj.estimatedEffort = effortToJSON(message.estimatedEffort);
     }
+    if (message.diff !== "") {
+      obj.diff = message.diff;
+    }
     return obj;
   },
 
@@ -949,6 +972,7 @@ export const Suggestion: MessageFns<Suggestion> = {
     message.fixSteps = object.fixSteps?.map((e) => e) || [];
     message.filesAffected = object.filesAffected?.map((e) => e) || [];
     message.estimatedEffort = object.estimatedEffort ?? 0;
+    message.diff = object.diff ?? "";
     return message;
   },
 };
@@ -963,6 +987,7 @@ function createBaseVote(): Vote {
     confidence: 0,
     castAt: undefined,
     veto: "",
+    castBy: "",
   };
 }
 
@@ -991,6 +1016,9 @@ export const Vote: MessageFns<Vote> = {
     }
     if (message.veto !== "") {
       writer.uint32(66).string(message.veto);
+    }
+    if (message.castBy !== "") {
+      writer.uint32(74).string(message.castBy);
     }
     return writer;
   },
@@ -1072,6 +1100,14 @@ export const Vote: MessageFns<Vote> = {
             message.veto = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.castBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1104,6 +1140,11 @@ export const Vote: MessageFns<Vote> = {
         ? fromJsonTimestamp(object.cast_at)
         : undefined,
       veto: isSet(object.veto) ? globalThis.String(object.veto) : "",
+      castBy: isSet(object.castBy)
+        ? globalThis.String(object.castBy)
+        : isSet(object.cast_by)
+        ? globalThis.String(object.cast_by)
+        : "",
     };
   },
 
@@ -1133,6 +1174,9 @@ export const Vote: MessageFns<Vote> = {
     if (message.veto !== "") {
       obj.veto = message.veto;
     }
+    if (message.castBy !== "") {
+      obj.castBy = message.castBy;
+    }
     return obj;
   },
 
@@ -1149,6 +1193,7 @@ export const Vote: MessageFns<Vote> = {
     message.confidence = object.confidence ?? 0;
     message.castAt = object.castAt ?? undefined;
     message.veto = object.veto ?? "";
+    message.castBy = object.castBy ?? "";
     return message;
   },
 };

@@ -332,6 +332,7 @@ class Suggestion(_message.Message):
     FIX_STEPS_FIELD_NUMBER: _builtins.int
     FILES_AFFECTED_FIELD_NUMBER: _builtins.int
     ESTIMATED_EFFORT_FIELD_NUMBER: _builtins.int
+    DIFF_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id identifies the suggestion in the submitter's system; it must not be empty."""
     title: _builtins.str
@@ -348,6 +349,8 @@ class Suggestion(_message.Message):
     """auto_fixable says whether an agent could apply the change without a human."""
     estimated_effort: Global___Effort.ValueType
     """estimated_effort is the expected size of the work."""
+    diff: _builtins.str
+    """diff is the change itself as a unified diff (at most 1 MiB), for reviewers that read it; may be empty."""
     @_builtins.property
     def fix_steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """fix_steps lists the steps that implement the change, in order."""
@@ -369,10 +372,11 @@ class Suggestion(_message.Message):
         fix_steps: _abc.Iterable[_builtins.str] | None = ...,
         files_affected: _abc.Iterable[_builtins.str] | None = ...,
         estimated_effort: Global___Effort.ValueType = ...,
+        diff: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fixable", b"auto_fixable", "description", b"description", "estimated_effort", b"estimated_effort", "files_affected", b"files_affected", "fix_steps", b"fix_steps", "id", b"id", "impact", b"impact", "reasoning", b"reasoning", "risk", b"risk", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_fixable", b"auto_fixable", "description", b"description", "diff", b"diff", "estimated_effort", b"estimated_effort", "files_affected", b"files_affected", "fix_steps", b"fix_steps", "id", b"id", "impact", b"impact", "reasoning", b"reasoning", "risk", b"risk", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -392,6 +396,7 @@ class Vote(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     CAST_AT_FIELD_NUMBER: _builtins.int
     VETO_FIELD_NUMBER: _builtins.int
+    CAST_BY_FIELD_NUMBER: _builtins.int
     reviewer_role: Global___ReviewerRole.ValueType
     """reviewer_role is the reviewer that cast the vote."""
     vote: Global___VoteType.ValueType
@@ -402,6 +407,10 @@ class Vote(_message.Message):
     """confidence is how sure the reviewer is, from 0 to 1."""
     veto: _builtins.str
     """veto is the veto condition that fired (for example "exposes_secrets"), or empty when none did."""
+    cast_by: _builtins.str
+    """cast_by says who cast the vote: "rules" for a built-in reviewer, the principal of an external
+    reviewer, or "fallback:<on_failure>" when the role's failure policy cast it (no external vote).
+    """
     @_builtins.property
     def concerns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """concerns lists what worried the reviewer, in the order they were found."""
@@ -425,10 +434,11 @@ class Vote(_message.Message):
         confidence: _builtins.float = ...,
         cast_at: _timestamp_pb2.Timestamp | None = ...,
         veto: _builtins.str = ...,
+        cast_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at", "concerns", b"concerns", "conditions", b"conditions", "confidence", b"confidence", "reasoning", b"reasoning", "reviewer_role", b"reviewer_role", "veto", b"veto", "vote", b"vote"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cast_at", b"cast_at", "cast_by", b"cast_by", "concerns", b"concerns", "conditions", b"conditions", "confidence", b"confidence", "reasoning", b"reasoning", "reviewer_role", b"reviewer_role", "veto", b"veto", "vote", b"vote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
