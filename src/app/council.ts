@@ -290,7 +290,11 @@ export class Council {
   await(decisionId: string, listener: AwaitListener): Unsubscribe {
     checkString("decision_id", decisionId, LIMITS.idBytes, true);
     let done = false;
-    let told: Decision | undefined;
+    /**
+     * How far along the last state told was (not the decision itself: thousands of awaits each
+     * holding a whole decision cost kilobytes apiece, for two facts).
+     */
+    let told: Progress | undefined;
     /** Updates that arrive while the first read is under way, told after it. */
     let early: Decision[] | undefined = [];
     const stop = () => {
@@ -299,7 +303,7 @@ export class Council {
     };
     const tell = (d: Decision) => {
       if (done || (told && !furtherAlong(d, told))) return;
-      told = d;
+      told = progressOf(d);
       if (isFinal(d.status)) stop();
       listener.onDecision(d);
     };
@@ -446,9 +450,19 @@ export class Council {
  * Whether `d` is a later state of the same decision than `than`: before a final status, every
  * change adds a verdict or makes the status final, so (verdicts, final) only ever grows.
  */
-function furtherAlong(d: Decision, than: Decision): boolean {
-  if (d.verdicts.length !== than.verdicts.length) return d.verdicts.length > than.verdicts.length;
-  return isFinal(d.status) && !isFinal(than.status);
+/** How far along a decision is, as an await compares states: verdicts given, and whether it is final. */
+interface Progress {
+  verdicts: number;
+  final: boolean;
+}
+
+function progressOf(d: Decision): Progress {
+  return { verdicts: d.verdicts.length, final: isFinal(d.status) };
+}
+
+function furtherAlong(d: Decision, than: Progress): boolean {
+  if (d.verdicts.length !== than.verdicts) return d.verdicts.length > than.verdicts;
+  return isFinal(d.status) && !than.final;
 }
 
 /** A short, jittered wait before trying a compare-and-set again: racing writers spread out. */

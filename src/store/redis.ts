@@ -435,6 +435,7 @@ export class RedisStore implements Store {
       }
       const b = k.bucketOfId(decision.id);
       const f = encodeDecision(decision);
+      const op = randomUUID();
       const keys = [
         k.decision(b, decision.id),
         k.request(b, decision.submittedBy, decision.requestId),
@@ -456,8 +457,9 @@ export class RedisStore implements Store {
         f.lessons,
         f.implemented_at,
         // Unique per call, kept with the request id: if this reply is lost and ioredis sends the
-        // call again, the copy finds its own id and answers "stored", not "exists".
-        randomUUID(),
+        // call again, the copy finds its own id and answers "stored", not "exists". Also written
+        // into the review's event, by which this replica's feed knows the decision it stored.
+        op,
         decision.decision,
         decision.outcome ?? PENDING,
         decision.autoFixApproved ? "1" : "0",
@@ -473,7 +475,15 @@ export class RedisStore implements Store {
         decision.suggestionId,
         String(decision.verdicts.length),
       ];
-      const reply = await this.write<string[]>(b, "councilSaveReview", [...keys, ...argv]);
+      this.feed.storing(op, decision);
+      let reply: string[];
+      try {
+        reply = await this.write<string[]>(b, "councilSaveReview", [...keys, ...argv]);
+      } catch (err) {
+        this.feed.notStored(op);
+        throw err;
+      }
+      if (reply[0] !== "stored") this.feed.notStored(op);
       if (reply[0] === "stored") return { kind: "stored", decision };
       const [, id, storedFingerprint] = reply;
       const existing = this.decode(await this.client.hgetall(k.decision(b, id!)));

@@ -171,7 +171,8 @@ redis.call("HSET", KEYS[7], "last_us", us)
 -- The event is small (about 100 bytes, whatever the decision's size): the bucket's sequence number
 -- (the new total, so that a reader can tell when it missed entries or Redis lost data), the order
 -- `us` of the listing (to order events of different buckets), the decision id and its type. The
--- reader fetches the decision itself (src/store/redis_watch.ts).
+-- reader fetches the decision itself (src/store/redis_watch.ts), unless it is the replica that
+-- stored it: that one knows the decision by the operation id `op` (ARGV[8], unique per call).
 redis.call("XADD", KEYS[8], "MAXLEN", "~", ARGV[12], "*", "seq", seq, "us", us, "id", ARGV[13],
-  "type", ARGV[9])
+  "type", ARGV[9], "op", ARGV[8])
 return { "stored" }
