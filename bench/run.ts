@@ -12,7 +12,7 @@
  *
  *   npm run bench                         everything; writes bench/results.md; exit 1 if a target is missed
  *   npm run bench -- --only throughput    one part (throughput | history | streams)
- *   npm run bench -- --quick              small counts (well under a minute): checks that the bench
+ *   npm run bench -- --quick              small counts (about two minutes): checks that the bench
  *                                         runs; targets are reported, not enforced; no results.md
  *   npm run bench -- --only throughput --cpu-prof
  *                                         also profiles each server (node --cpu-prof) into
