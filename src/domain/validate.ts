@@ -3,14 +3,10 @@ import { InvalidArgumentError } from "./errors.js";
 import { LIMITS, utf8Bytes } from "./limits.js";
 import type { Suggestion } from "./model.js";
 
-export function byteLength(text: string): number {
-  return utf8Bytes(text);
-}
-
 /** Rejects a string over `maxBytes` UTF-8 bytes; with `required`, also an empty or blank one. */
 export function checkString(field: string, value: string, maxBytes: number, required = false): void {
   if (required && value.trim() === "") throw new InvalidArgumentError(field, "must not be empty or blank");
-  const size = byteLength(value);
+  const size = utf8Bytes(value);
   if (size > maxBytes) throw new InvalidArgumentError(field, `is ${size} bytes; the limit is ${maxBytes}`);
 }
 
