@@ -3,6 +3,7 @@
  * decision, replaying idempotent repeats), read and list decisions, record outcomes, summarise,
  * list lessons, and watch new reviews. It knows the domain and the Store interface, not gRPC.
  */
+import { randomUUID } from "node:crypto";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -26,6 +27,7 @@ import {
   type Decision,
   type DecisionStatus,
   type DecisionType,
+  type ExternalSettings,
   type Lesson,
   type Outcome,
   type ReviewerProfile,
@@ -35,12 +37,15 @@ import {
   type VerdictType,
   type Vote,
 } from "../domain/model.js";
-import { reviewerProfiles, type Policy } from "../domain/policy.js";
+import { causeLabel, externalVote, fallbackVote } from "../domain/external.js";
+import { externalSettings, reviewerProfiles, type Policy, type ReviewerRules } from "../domain/policy.js";
 import { outcomeScope, type Principal } from "../domain/principal.js";
 import { castVote, conclude } from "../domain/rules.js";
 import { checkString, pageSize, validateSuggestion } from "../domain/validate.js";
 import type { Store, Unsubscribe } from "../store/store.js";
 import { PageTokens } from "./page_token.js";
+import { MemoryReviewerHub } from "./reviewer_hub_memory.js";
+import type { ReviewerConnection, ReviewerHub, ReviewerSession } from "./reviewer_hub.js";
 
 export interface ReviewRequest {
   suggestion: Suggestion;
@@ -117,7 +122,21 @@ export interface CouncilOptions {
    * not order anything: the store orders listings and lessons (see Store.listDecisions).
    */
   now?: () => Date;
+  /**
+   * How external reviewers are reached (SPEC section 11): the Redis hub when replicas share a
+   * store; default: this process only.
+   */
+  reviewerHub?: ReviewerHub;
 }
+
+/** Told of each external vote asked for: its role, what came of it (`vote` or a failure cause label), and how long it took. */
+export type ExternalVoteObserver = (role: ReviewerRole, result: string, seconds: number) => void;
+
+/**
+ * How long past its largest external timeout a review holds its claim on asking the reviewers: a
+ * repeat that arrives meanwhile waits this long at most for the decision before it is UNAVAILABLE.
+ */
+const CLAIM_MARGIN_MS = 10_000;
 
 /** A page of a listing, with the opaque token of the next page (empty on the last). */
 export interface TokenPage<T> {
@@ -129,6 +148,12 @@ export class Council {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly now: () => Date;
   private readonly tokens: PageTokens;
+  private readonly hub: ReviewerHub;
+  /** The external reviewers' settings, in voting order (undefined for a built-in one). */
+  private readonly externals: ReadonlyArray<ExternalSettings | undefined>;
+  /** The largest external timeout; 0 when every reviewer is built in. */
+  private readonly longestWaitMs: number;
+  private observeExternal: ExternalVoteObserver = () => {};
 
   constructor(
     private readonly store: Store,
@@ -136,8 +161,21 @@ export class Council {
     private readonly options: CouncilOptions = {},
   ) {
     this.now = options.now ?? (() => new Date());
+    this.hub = options.reviewerHub ?? new MemoryReviewerHub();
+    this.externals = policy.reviewers.map(externalSettings);
+    this.longestWaitMs = Math.max(0, ...this.externals.map((e) => e?.timeoutMs ?? 0));
     // Signed with the store's key, so that a token is good on every replica of the keyspace.
     this.tokens = new PageTokens(store.pageTokenKey);
+  }
+
+  /** Set by the server that serves the council: where external votes are counted (metrics). */
+  onExternalVote(observer: ExternalVoteObserver): void {
+    this.observeExternal = observer;
+  }
+
+  /** Closes the reviewer hub (at shutdown, after the reviews in flight). */
+  closeReviewers(): Promise<void> {
+    return this.hub.close();
   }
 
   /** Reviews in progress; each runs to its stored decision even if its caller has gone. */
@@ -176,6 +214,25 @@ export class Council {
     if (supersedes) checkSupersede(supersedes, await this.store.getDecision(supersedes), submittedBy, this.now());
 
     const id = requestId ? decisionIdForRequest(submittedBy, requestId) : newDecisionId();
+    if (this.longestWaitMs === 0) return this.decide(request, id, fingerprint, await this.castBuiltIn(suggestion, id, sink));
+    // Repeats of one request that arrive together ask the reviewers once: the others wait for the
+    // decision the first stores and replay it.
+    const claimed = !requestId || (await this.hub.claim(id, this.longestWaitMs + CLAIM_MARGIN_MS));
+    if (!claimed) {
+      const stored = await this.waitForStored(submittedBy, requestId, id, this.longestWaitMs + CLAIM_MARGIN_MS);
+      return this.replay(stored.decision, stored.fingerprint, fingerprint, supersedes, sink);
+    }
+    let result: ReviewResult | undefined;
+    try {
+      result = await this.decide(request, id, fingerprint, await this.castAll(suggestion, id, dryRun, sink));
+      return result;
+    } finally {
+      if (requestId && !result?.stored) await this.hub.release(id).catch(() => {});
+    }
+  }
+
+  /** Every reviewer built in: each votes in turn, and its vote is sent before the next one votes. */
+  private async castBuiltIn(suggestion: Suggestion, id: string, sink: VoteSink): Promise<Vote[]> {
     const votes: Vote[] = [];
     for (const [index, reviewer] of this.policy.reviewers.entries()) {
       await this.options.beforeVote?.(reviewer.role, index);
@@ -183,6 +240,111 @@ export class Council {
       votes.push(vote);
       await sink(vote, id);
     }
+    return votes;
+  }
+
+  /**
+   * Asks every reviewer at once (SPEC section 11): the external ones through the hub, the built-in
+   * ones in turn meanwhile. Each vote is sent as it is cast (one at a time, in arrival order); the
+   * answer keeps reviewer order. Ends once every external vote or its fallback is cast: within the
+   * largest external timeout.
+   */
+  private async castAll(suggestion: Suggestion, id: string, dryRun: boolean, sink: VoteSink): Promise<Vote[]> {
+    const votes: Vote[] = new Array(this.policy.reviewers.length);
+    let sent = Promise.resolve();
+    const cast = (index: number, vote: Vote) => {
+      votes[index] = vote;
+      sent = sent.then(() => sink(vote, id));
+      return sent;
+    };
+    const asked = this.policy.reviewers.map((reviewer, index) => {
+      const settings = this.externals[index];
+      return settings && this.askExternal(reviewer, settings, suggestion, id, dryRun).then((vote) => cast(index, vote));
+    });
+    for (const [index, reviewer] of this.policy.reviewers.entries()) {
+      if (this.externals[index]) continue;
+      await this.options.beforeVote?.(reviewer.role, index);
+      await cast(index, castVote(this.policy, reviewer, suggestion, this.now()));
+    }
+    await Promise.all(asked);
+    await sent;
+    return votes;
+  }
+
+  /** One external reviewer's vote, or its failure policy's when none counts by the deadline. */
+  private async askExternal(
+    reviewer: ReviewerRules,
+    settings: ExternalSettings,
+    suggestion: Suggestion,
+    decisionId: string,
+    dryRun: boolean,
+  ): Promise<Vote> {
+    const started = performance.now();
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), settings.timeoutMs);
+    let answer;
+    try {
+      answer = await this.hub.ask(
+        {
+          taskId: `task-${randomUUID()}`,
+          decisionId,
+          suggestion,
+          role: reviewer.role,
+          deadline: new Date(this.now().getTime() + settings.timeoutMs),
+          dryRun,
+        },
+        timeout.signal,
+      );
+    } catch {
+      // The hub could not reach the store: as for a reviewer that is gone, the failure policy counts.
+      answer = { kind: "failed", why: "reviewer disconnected" } as const;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.observeExternal(reviewer.role, answer.kind === "vote" ? "vote" : causeLabel(answer.why), (performance.now() - started) / 1000);
+    if (answer.kind === "vote") return externalVote(reviewer.role, answer.vote, answer.castBy, this.now());
+    return fallbackVote(this.policy, reviewer, settings, suggestion, answer.why, this.now());
+  }
+
+  /**
+   * Waits (at most `ms`) for the decision another call is reviewing under the same request_id to
+   * be stored: subscribes first, then looks, so that a save between the two is not missed.
+   */
+  private waitForStored(submittedBy: string, requestId: string, id: string, ms: number): Promise<{ decision: Decision; fingerprint: string }> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (result: { decision: Decision; fingerprint: string } | Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        unsubscribe();
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      const look = () =>
+        this.store.findByRequestId(submittedBy, requestId).then(
+          (found) => found && finish(found),
+          (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
+        );
+      const timer = setTimeout(
+        () => finish(new UnavailableError(`request_id ${JSON.stringify(requestId)} is still being reviewed by another call; try again`)),
+        ms,
+      );
+      const unsubscribe = this.store.subscribe(
+        (d) => {
+          if (d.id === id) void look();
+        },
+        (err) => finish(err),
+        () => void look(),
+      );
+    });
+  }
+
+  private async decide(request: ReviewRequest, id: string, fingerprint: string, votes: Vote[]): Promise<ReviewResult> {
+    const { suggestion, dryRun } = request;
+    const submittedBy = request.principal.name;
+    const requestId = dryRun ? "" : request.requestId;
+    const supersedes = request.supersedes ?? "";
     const concluded = conclude(this.policy, suggestion, votes);
     const decidedAt = this.now();
     const decision: Decision = {
@@ -415,9 +577,26 @@ export class Council {
     return { items: page.items, nextPageToken: this.tokens.issue("lessons", page.next) };
   }
 
-  reviewers(): ReviewerProfile[] {
-    return reviewerProfiles(this.policy);
+  /** The reviewers of the policy, with how many agents serve each external role across replicas. */
+  async reviewers(): Promise<ReviewerProfile[]> {
+    return reviewerProfiles(this.policy, this.longestWaitMs === 0 ? {} : await this.hub.connected());
   }
+
+  /** A reviewer agent's stream (ServeReviews): the roles it names must be external roles of the policy. */
+  serveReviews(reviewer: ReviewerConnection): ReviewerSession {
+    const external = new Set(this.policy.reviewers.filter((_, i) => this.externals[i]).map((r) => r.role));
+    if (reviewer.roles.length === 0) throw new InvalidArgumentError("hello.roles", "must name at least one role");
+    for (const role of reviewer.roles) {
+      if (!external.has(role)) {
+        throw new FailedPreconditionError(
+          `role ${role} is not external in policy ${this.policy.version}` +
+            (external.size ? ` (external: ${[...external].join(", ")})` : " (it has no external role)"),
+        );
+      }
+    }
+    return this.hub.connect(reviewer);
+  }
+
 
   /**
    * Calls `onReview` for each review stored from now on whose decision passes the filter;

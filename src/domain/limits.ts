@@ -38,6 +38,17 @@ export const LIMITS = {
    * above keep well under `messageBytes`), and `next_page_token` continues.
    */
   pageBytes: 2 * 1024 * 1024,
+  /**
+   * An external reviewer's vote (TaskVote): its reasoning, and the items of its concerns and of
+   * its conditions. Smaller than a suggestion's texts because a decision carries five votes beside
+   * the largest suggestion (about 2.6 MB with a 1 MiB diff) and up to a hundred verdicts, and must
+   * still fit one message (`messageBytes`); a vote past them is invalid, not refused.
+   */
+  voteReasoningBytes: 16 * 1024,
+  voteItems: 16,
+  voteItemBytes: 1024,
+  /** A veto condition an external reviewer names (snake_case). */
+  vetoChars: 64,
 } as const;
 
 /** The limit of one string or list field a client sends: UTF-8 bytes of a string (each item's, in a list), items of a list. */
@@ -79,6 +90,16 @@ export const REQUEST_FIELD_LIMITS: Readonly<Record<string, Readonly<Record<strin
     request_id: { bytes: LIMITS.requestIdBytes },
   },
   "council.v1.AwaitDecisionRequest": { decision_id: { bytes: LIMITS.idBytes } },
+  "council.v1.ReviewerHello": { roles: { items: 16 } },
+  // Read up to a suggestion's limits, so that a vote past the vote limits above (checked after
+  // decoding) is an invalid vote for its task rather than the end of the reviewer's stream.
+  "council.v1.TaskVote": {
+    task_id: { bytes: LIMITS.idBytes },
+    reasoning: { bytes: LIMITS.textBytes },
+    concerns: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
+    conditions: { items: LIMITS.fixSteps, bytes: LIMITS.fixStepBytes },
+    veto: { bytes: LIMITS.idBytes },
+  },
 };
 
 /*

@@ -154,12 +154,29 @@ export interface Lesson {
   recordedBy: string;
 }
 
+/**
+ * What counts when an external role gets no valid vote in time (SPEC section 11): the built-in
+ * rules' vote, an abstention, a request for more information (the default), or a vetoing rejection.
+ */
+export const FAILURE_POLICIES = ["rules", "abstain", "needs_more_info", "reject"] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+/** How an external role is served: how long a review waits for its vote, and what counts instead. */
+export interface ExternalSettings {
+  timeoutMs: number;
+  onFailure: FailurePolicy;
+}
+
 export interface ReviewerProfile {
   role: ReviewerRole;
   expertiseAreas: string[];
   riskTolerance: number;
   priorityFocus: string[];
   vetoConditions: string[];
+  /** Set when reviewer agents cast this role's vote (ServeReviews). */
+  external: ExternalSettings | undefined;
+  /** Reviewer agents serving this role now, across all replicas (0 for a built-in role). */
+  connected: number;
 }
 
 /** Exact counts over every stored decision, read from counters. */

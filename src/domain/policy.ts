@@ -7,11 +7,14 @@ import { createHash } from "node:crypto";
 import { parse as parseYaml } from "yaml";
 import {
   EFFORTS,
+  FAILURE_POLICIES,
   IMPACT_LEVELS,
   REVIEWER_ROLES,
   RISK_LEVELS,
   VOTE_TYPES,
   type Effort,
+  type ExternalSettings,
+  type FailurePolicy,
   type ImpactLevel,
   type ReviewerProfile,
   type ReviewerRole,
@@ -69,7 +72,17 @@ export interface ReviewerRules {
   checks: Check[];
   /** The verdict when no check gave one. */
   otherwise: Verdict;
+  /**
+   * Set when reviewer agents cast this role's vote over ServeReviews (SPEC section 11); the rules
+   * above then give only the vote of the failure policy `rules`.
+   */
+  external?: { timeout: string; on_failure: FailurePolicy };
 }
+
+/** How long a review may wait for an external vote, at least and at most. */
+export const MIN_EXTERNAL_TIMEOUT_MS = 10;
+export const MAX_EXTERNAL_TIMEOUT_MS = 60_000;
+export const DEFAULT_EXTERNAL = { timeout: "5s", on_failure: "needs_more_info" } as const;
 
 /** After the checks (never after a veto): cautious reviewers turn an approval of a risky change into a request for more information. */
 export interface CautiousReview {
@@ -189,10 +202,11 @@ function readReviewer(r: DocumentReader, value: Json, base: PolicyDocument | und
     "veto_conditions",
     "checks",
     "otherwise",
+    "external",
   ]);
   const role = r.at("role").oneOf(o.role, REVIEWER_ROLES);
   const b = base?.reviewers.find((rev) => rev.role === role);
-  return {
+  const rules: ReviewerRules = {
     role,
     risk_tolerance: r.at("risk_tolerance").number(o.risk_tolerance ?? b?.risk_tolerance, 0, 1),
     expertise_areas: words(r.at("expertise_areas"), o.expertise_areas ?? b?.expertise_areas ?? []),
@@ -205,6 +219,26 @@ function readReviewer(r: DocumentReader, value: Json, base: PolicyDocument | und
     checks: r.at("checks").list(o.checks ?? b?.checks ?? [], readCheck),
     otherwise: readVerdict(r.at("otherwise"), o.otherwise ?? b?.otherwise ?? { vote: "approve", confidence: 0.8 }),
   };
+  if (o.external !== undefined) rules.external = readExternal(r.at("external"), o.external);
+  return rules;
+}
+
+/** `external: { timeout, on_failure }` (both optional; `external: {}` takes the defaults). */
+function readExternal(r: DocumentReader, value: Json): NonNullable<ReviewerRules["external"]> {
+  const o = r.object(value ?? {}, ["timeout", "on_failure"]);
+  const t = r.at("timeout");
+  const text = t.string(o.timeout ?? DEFAULT_EXTERNAL.timeout, { nonEmpty: true });
+  const ms = parseDuration(text) ?? t.fail(`${JSON.stringify(text)} is not a duration (a whole number and ms, s or m, e.g. 500ms, 5s)`);
+  if (ms < MIN_EXTERNAL_TIMEOUT_MS || ms > MAX_EXTERNAL_TIMEOUT_MS) {
+    t.fail(`must be between ${formatDuration(MIN_EXTERNAL_TIMEOUT_MS)} and ${formatDuration(MAX_EXTERNAL_TIMEOUT_MS)}`);
+  }
+  return { timeout: formatDuration(ms), on_failure: r.at("on_failure").oneOf(o.on_failure ?? DEFAULT_EXTERNAL.on_failure, FAILURE_POLICIES) };
+}
+
+/** A reviewer's external settings in the units the council works in, or undefined for a built-in reviewer. */
+export function externalSettings(reviewer: ReviewerRules): ExternalSettings | undefined {
+  const e = reviewer.external;
+  return e && { timeoutMs: parseDuration(e.timeout)!, onFailure: e.on_failure };
 }
 
 /** The decision rules: every field left out takes `base`'s value (or, with no base, the seed's). */
@@ -306,15 +340,20 @@ function policyDigest(document: PolicyDocument): string {
   return createHash("sha256").update(canonicalJson(document)).digest("hex");
 }
 
-/** The reviewers' public profiles, in voting order. */
-export function reviewerProfiles(policy: Policy): ReviewerProfile[] {
-  return policy.reviewers.map((r) => ({
-    role: r.role,
-    expertiseAreas: [...r.expertise_areas],
-    riskTolerance: r.risk_tolerance,
-    priorityFocus: [...r.priority_focus],
-    vetoConditions: [...r.veto_conditions],
-  }));
+/** The reviewers' public profiles, in voting order, with how many agents serve each external role. */
+export function reviewerProfiles(policy: Policy, connected: Partial<Record<ReviewerRole, number>> = {}): ReviewerProfile[] {
+  return policy.reviewers.map((r) => {
+    const external = externalSettings(r);
+    return {
+      role: r.role,
+      expertiseAreas: [...r.expertise_areas],
+      riskTolerance: r.risk_tolerance,
+      priorityFocus: [...r.priority_focus],
+      vetoConditions: [...r.veto_conditions],
+      external,
+      connected: external ? (connected[r.role] ?? 0) : 0,
+    };
+  });
 }
 
 /**

@@ -13,7 +13,9 @@ import { constants as http2, type ServerHttp2Stream } from "node:http2";
 import {
   status,
   type Metadata,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
+  type ServerDuplexStream,
   type handleUnaryCall,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -259,6 +261,38 @@ export function serverStream<Req, Res>(
         (err: unknown) => {
           const mapped = finish(t, method, started, ctx, any, out.stalled ?? (call.cancelled ? CANCELLED : err));
           if (mapped && !out.gone) endWithStatus(any, mapped);
+        },
+      );
+  });
+}
+
+/**
+ * A bidirectional stream's handler: admitted like any call before it reads a message (the wrapper
+ * checks nothing in the messages; call_bounds.ts answers one refused while it was decoded), logged
+ * once when it ends. `fn` resolves when the stream should end OK, rejects with its status.
+ */
+export function bidiStream<Req, Res>(
+  t: Telemetry,
+  method: string,
+  fn: (call: ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>,
+): handleBidiStreamingCall<Req, Res> {
+  return marked((call: ServerDuplexStream<Req, Res>) => {
+    const started = performance.now();
+    const ctx: Partial<CallContext> = {};
+    const any = call as unknown as ServerWritableStream<unknown, unknown>;
+    const gone = () => call.cancelled || call.destroyed || call.writableEnded;
+    admit(t.access, method, { metadata: call.metadata, getAuthContext: () => call.getAuthContext() }, ctx)
+      .then(() => fn(call, ctx as CallContext))
+      .then(
+        () => {
+          finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : undefined);
+          if (gone()) return;
+          call.end();
+          resetIfStillOpen(any, http2.NGHTTP2_ENHANCE_YOUR_CALM, t.writeTimeoutMs);
+        },
+        (err: unknown) => {
+          const mapped = finish(t, method, started, ctx, any, call.cancelled ? CANCELLED : err);
+          if (mapped && !gone()) endWithStatus(any, mapped);
         },
       );
   });

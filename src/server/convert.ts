@@ -5,12 +5,15 @@
  * in a list, so that reordering a domain list cannot change what goes on the wire.
  */
 import * as wire from "../gen/council/v1/review.js";
-import type { GetSummaryResponse } from "../gen/council/v1/council_service.js";
+import type { GetSummaryResponse, ServeReviewsResponse, TaskVote } from "../gen/council/v1/council_service.js";
+import type { ReviewTask } from "../app/reviewer_hub.js";
 import { InvalidArgumentError } from "../domain/errors.js";
+import type { TaskVoteInput } from "../domain/external.js";
 import {
   DECISION_STATUSES,
   DECISION_TYPES,
   EFFORTS,
+  FAILURE_POLICIES,
   IMPACT_LEVELS,
   OUTCOMES,
   REVIEWER_ROLES,
@@ -21,6 +24,7 @@ import {
   type DecisionStatus,
   type DecisionType,
   type Effort,
+  type FailurePolicy,
   type ImpactLevel,
   type Lesson,
   type Outcome,
@@ -89,6 +93,13 @@ export const ENUMS = {
     valuesOf(wire.DecisionStatus),
   ),
   verdict: enumNames<VerdictType>("VERDICT_TYPE", VERDICT_TYPES, wire.verdictTypeFromJSON, wire.verdictTypeToJSON, valuesOf(wire.VerdictType)),
+  failure: enumNames<FailurePolicy>(
+    "FAILURE_POLICY",
+    FAILURE_POLICIES,
+    wire.failurePolicyFromJSON,
+    wire.failurePolicyToJSON,
+    valuesOf(wire.FailurePolicy),
+  ),
 } as const;
 
 /** The domain word of a wire enum number: undefined for 0 (UNSPECIFIED); throws for a number outside the enum. */
@@ -223,6 +234,40 @@ export function profileToWire(p: ReviewerProfile): wire.ReviewerProfile {
     riskTolerance: p.riskTolerance,
     priorityFocus: p.priorityFocus,
     vetoConditions: p.vetoConditions,
+    external: p.external !== undefined,
+    timeout: p.external && { seconds: Math.floor(p.external.timeoutMs / 1000), nanos: (p.external.timeoutMs % 1000) * 1_000_000 },
+    onFailure: toWire(ENUMS.failure, p.external?.onFailure),
+    connected: p.connected,
+  };
+}
+
+/** The roles a reviewer's hello names (each must be a known role; duplicates count once). */
+export function rolesFromWire(field: string, roles: number[]): ReviewerRole[] {
+  return [...new Set(roles.map((r, i) => required(`${field}[${i}]`, fromWire(`${field}[${i}]`, ENUMS.role, r), REVIEWER_ROLES)))];
+}
+
+/** A reviewer's vote as it arrives: an unknown vote type reads as undefined (the vote is then invalid, not the stream). */
+export function taskVoteFromWire(v: TaskVote): TaskVoteInput {
+  return {
+    vote: ENUMS.vote.fromWire.get(v.vote),
+    reasoning: v.reasoning,
+    concerns: v.concerns,
+    conditions: v.conditions,
+    confidence: v.confidence,
+    veto: v.veto,
+  };
+}
+
+export function taskToWire(t: ReviewTask): ServeReviewsResponse {
+  return {
+    task: {
+      taskId: t.taskId,
+      decisionId: t.decisionId,
+      suggestion: suggestionToWire(t.suggestion),
+      role: toWire(ENUMS.role, t.role),
+      deadline: t.deadline,
+      dryRun: t.dryRun,
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import type {
   CouncilServiceServer,
   ReviewSuggestionResponse,
 } from "../gen/council/v1/council_service.js";
-import { serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
+import { bidiStream, serverStream, unary, type StreamWriter, type Telemetry } from "./calls.js";
 import {
   decisionStatusFromWire,
   decisionToWire,
@@ -22,6 +22,7 @@ import {
   verdictTypeFromWire,
   voteToWire,
 } from "./convert.js";
+import { SERVE_REVIEWS_DEFAULTS, serveReviews, type ServeReviewsOptions } from "./serve_reviews.js";
 import { WatchHub } from "./watch_hub.js";
 
 export interface CouncilServiceOptions {
@@ -36,6 +37,8 @@ export interface CouncilServiceOptions {
    * subscription); beyond, a new one is RESOURCE_EXHAUSTED.
    */
   maxWatchers: number;
+  /** Bounds of reviewer streams (ServeReviews); default SERVE_REVIEWS_DEFAULTS. */
+  serveReviews?: ServeReviewsOptions;
 }
 
 /** Ends every open watch and await; used at shutdown so that callers reconnect to another replica. */
@@ -58,6 +61,11 @@ export function councilService(
   let watching = 0;
   // Every watch of this server shares one store subscription and one encoding of each event.
   const hub = new WatchHub(council, { boundBytes: options.watchBufferBytes, writeTimeoutMs: t.writeTimeoutMs });
+  const reviewers = serveReviews(council, t.metrics, options.serveReviews ?? SERVE_REVIEWS_DEFAULTS);
+  council.onExternalVote((role, result, seconds) => {
+    t.metrics.externalVotes.inc({ role, result });
+    t.metrics.externalVoteSeconds.observe({ role }, seconds);
+  });
 
   const implementation: CouncilServiceServer = {
     reviewSuggestion: serverStream(t, "ReviewSuggestion", async (req, out, ctx) => {
@@ -122,7 +130,7 @@ export function councilService(
     }),
 
     listReviewers: unary(t, "ListReviewers", async () => ({
-      reviewers: council.reviewers().map(profileToWire),
+      reviewers: (await council.reviewers()).map(profileToWire),
       policyVersion: council.policy.version,
     })),
 
@@ -151,10 +159,12 @@ export function councilService(
       }
     }),
 
+    serveReviews: bidiStream(t, "ServeReviews", reviewers.handle),
   };
 
   const closeWatches = () => {
     for (const close of [...watches]) close(new UnavailableError("the server is shutting down; watch again"));
+    reviewers.closeAll();
   };
   return { implementation, closeWatches, watchesLive: () => hub.watchesLive };
 }

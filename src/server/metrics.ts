@@ -44,6 +44,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly reviewersConnected = new Gauge({
+    name: "council_reviewers_connected",
+    help: "Reviewer agents (ServeReviews streams) connected to this replica, by role served.",
+    labelNames: ["role"] as const,
+    registers: [this.registry],
+  });
+
+  readonly externalVotes = new Counter({
+    name: "council_external_votes_total",
+    help: "External votes asked for by reviews on this replica, by role and result: vote, or the failure cause (timed_out, no_reviewer_connected, reviewer_disconnected, invalid_vote).",
+    labelNames: ["role", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly externalVoteSeconds = new Histogram({
+    name: "council_external_vote_duration_seconds",
+    help: "How long reviews waited for an external vote (or its failure), by role.",
+    labelNames: ["role"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
   /** With `processMetrics`, also the process's own (CPU, memory, event loop lag, …). */
   constructor(processMetrics: boolean) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "council_" });

@@ -279,6 +279,7 @@ export class CouncilServer {
       this.log.warn({ graceMs, reviewsInFlight: this.council.reviewsInFlight }, "grace period over: reviews still in flight are abandoned");
     }
     clearTimeout(waited);
+    await this.council.closeReviewers().catch((err: unknown) => this.log.warn({ err }, "closing the reviewer hub failed"));
     this.closeAccess();
     await this.metricsServer?.close();
   }

@@ -250,6 +250,10 @@ describe("ReviewSuggestion over gRPC", () => {
       riskTolerance: 0.2,
       priorityFocus: ["no_security_regression", "audit_trail", "access_control"],
       vetoConditions: ["removes_security_check", "bypasses_authentication", "exposes_secrets", "disables_audit_logging"],
+      external: false,
+      timeout: undefined,
+      onFailure: 0,
+      connected: 0,
     });
     expect(res.policyVersion).to.equal(c.council.policy.version);
   });

@@ -9,6 +9,7 @@ package councilv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1286,12 +1287,384 @@ func (x *ListReviewersResponse) GetPolicyVersion() string {
 	return ""
 }
 
+// ServeReviewsRequest is one message of a reviewer agent: first a hello, then votes.
+type ServeReviewsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message is the hello (first, once) or a vote on a task.
+	//
+	// Types that are valid to be assigned to Message:
+	//
+	//	*ServeReviewsRequest_Hello
+	//	*ServeReviewsRequest_Vote
+	Message       isServeReviewsRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeReviewsRequest) Reset() {
+	*x = ServeReviewsRequest{}
+	mi := &file_council_v1_council_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeReviewsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeReviewsRequest) ProtoMessage() {}
+
+func (x *ServeReviewsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeReviewsRequest.ProtoReflect.Descriptor instead.
+func (*ServeReviewsRequest) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ServeReviewsRequest) GetMessage() isServeReviewsRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ServeReviewsRequest) GetHello() *ReviewerHello {
+	if x != nil {
+		if x, ok := x.Message.(*ServeReviewsRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *ServeReviewsRequest) GetVote() *TaskVote {
+	if x != nil {
+		if x, ok := x.Message.(*ServeReviewsRequest_Vote); ok {
+			return x.Vote
+		}
+	}
+	return nil
+}
+
+type isServeReviewsRequest_Message interface {
+	isServeReviewsRequest_Message()
+}
+
+type ServeReviewsRequest_Hello struct {
+	// hello names the roles the reviewer serves; it must be the first message, and only the first.
+	Hello *ReviewerHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type ServeReviewsRequest_Vote struct {
+	// vote answers one task.
+	Vote *TaskVote `protobuf:"bytes,2,opt,name=vote,proto3,oneof"`
+}
+
+func (*ServeReviewsRequest_Hello) isServeReviewsRequest_Message() {}
+
+func (*ServeReviewsRequest_Vote) isServeReviewsRequest_Message() {}
+
+// ReviewerHello opens a reviewer stream.
+type ReviewerHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// roles are the roles the reviewer serves: external roles of the policy in force, at least one.
+	Roles         []ReviewerRole `protobuf:"varint,1,rep,packed,name=roles,proto3,enum=council.v1.ReviewerRole" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewerHello) Reset() {
+	*x = ReviewerHello{}
+	mi := &file_council_v1_council_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewerHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewerHello) ProtoMessage() {}
+
+func (x *ReviewerHello) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewerHello.ProtoReflect.Descriptor instead.
+func (*ReviewerHello) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReviewerHello) GetRoles() []ReviewerRole {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// TaskVote is a reviewer's vote on one task. An invalid vote counts as no vote (the role's failure
+// policy is applied at once).
+type TaskVote struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_id is the id of the task answered.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// vote is the reviewer's vote; VOTE_TYPE_UNSPECIFIED makes the vote invalid.
+	Vote VoteType `protobuf:"varint,2,opt,name=vote,proto3,enum=council.v1.VoteType" json:"vote,omitempty"`
+	// reasoning explains the vote.
+	Reasoning string `protobuf:"bytes,3,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
+	// concerns lists what worried the reviewer.
+	Concerns []string `protobuf:"bytes,4,rep,name=concerns,proto3" json:"concerns,omitempty"`
+	// conditions lists what must hold for the reviewer's approval.
+	Conditions []string `protobuf:"bytes,5,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	// confidence is how sure the reviewer is, from 0 to 1.
+	Confidence float64 `protobuf:"fixed64,6,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// veto, on a REJECT only, names why the change must not happen (snake_case, [a-z0-9_], at most
+	// 64 characters, e.g. "credential_in_diff"): it counts like a built-in veto.
+	Veto          string `protobuf:"bytes,7,opt,name=veto,proto3" json:"veto,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskVote) Reset() {
+	*x = TaskVote{}
+	mi := &file_council_v1_council_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskVote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskVote) ProtoMessage() {}
+
+func (x *TaskVote) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskVote.ProtoReflect.Descriptor instead.
+func (*TaskVote) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TaskVote) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskVote) GetVote() VoteType {
+	if x != nil {
+		return x.Vote
+	}
+	return VoteType_VOTE_TYPE_UNSPECIFIED
+}
+
+func (x *TaskVote) GetReasoning() string {
+	if x != nil {
+		return x.Reasoning
+	}
+	return ""
+}
+
+func (x *TaskVote) GetConcerns() []string {
+	if x != nil {
+		return x.Concerns
+	}
+	return nil
+}
+
+func (x *TaskVote) GetConditions() []string {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
+}
+
+func (x *TaskVote) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *TaskVote) GetVeto() string {
+	if x != nil {
+		return x.Veto
+	}
+	return ""
+}
+
+// ServeReviewsResponse is one message to a reviewer agent.
+type ServeReviewsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task is a review that needs the reviewer's vote.
+	Task          *ReviewTask `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeReviewsResponse) Reset() {
+	*x = ServeReviewsResponse{}
+	mi := &file_council_v1_council_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeReviewsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeReviewsResponse) ProtoMessage() {}
+
+func (x *ServeReviewsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeReviewsResponse.ProtoReflect.Descriptor instead.
+func (*ServeReviewsResponse) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ServeReviewsResponse) GetTask() *ReviewTask {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+// ReviewTask asks a reviewer for its vote on one review.
+type ReviewTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_id identifies the task; the vote names it.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// decision_id is the decision the vote will be part of.
+	DecisionId string `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// suggestion is the change under review, diff included.
+	Suggestion *Suggestion `protobuf:"bytes,3,opt,name=suggestion,proto3" json:"suggestion,omitempty"`
+	// role is the role the vote is cast in.
+	Role ReviewerRole `protobuf:"varint,4,opt,name=role,proto3,enum=council.v1.ReviewerRole" json:"role,omitempty"`
+	// deadline is when the review stops waiting for this vote.
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// dry_run is true when the review stores nothing.
+	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewTask) Reset() {
+	*x = ReviewTask{}
+	mi := &file_council_v1_council_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewTask) ProtoMessage() {}
+
+func (x *ReviewTask) ProtoReflect() protoreflect.Message {
+	mi := &file_council_v1_council_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewTask.ProtoReflect.Descriptor instead.
+func (*ReviewTask) Descriptor() ([]byte, []int) {
+	return file_council_v1_council_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReviewTask) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ReviewTask) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *ReviewTask) GetSuggestion() *Suggestion {
+	if x != nil {
+		return x.Suggestion
+	}
+	return nil
+}
+
+func (x *ReviewTask) GetRole() ReviewerRole {
+	if x != nil {
+		return x.Role
+	}
+	return ReviewerRole_REVIEWER_ROLE_UNSPECIFIED
+}
+
+func (x *ReviewTask) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *ReviewTask) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 var File_council_v1_council_service_proto protoreflect.FileDescriptor
 
 const file_council_v1_council_service_proto_rawDesc = "" +
 	"\n" +
 	" council/v1/council_service.proto\x12\n" +
-	"council.v1\x1a\x17council/v1/review.proto\"\xa9\x01\n" +
+	"council.v1\x1a\x17council/v1/review.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n" +
 	"\x17ReviewSuggestionRequest\x126\n" +
 	"\n" +
 	"suggestion\x18\x01 \x01(\v2\x16.council.v1.SuggestionR\n" +
@@ -1386,7 +1759,38 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"\x14ListReviewersRequest\"y\n" +
 	"\x15ListReviewersResponse\x129\n" +
 	"\treviewers\x18\x01 \x03(\v2\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n" +
-	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xef\x06\n" +
+	"\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion\"\x7f\n" +
+	"\x13ServeReviewsRequest\x121\n" +
+	"\x05hello\x18\x01 \x01(\v2\x19.council.v1.ReviewerHelloH\x00R\x05hello\x12*\n" +
+	"\x04vote\x18\x02 \x01(\v2\x14.council.v1.TaskVoteH\x00R\x04voteB\t\n" +
+	"\amessage\"?\n" +
+	"\rReviewerHello\x12.\n" +
+	"\x05roles\x18\x01 \x03(\x0e2\x18.council.v1.ReviewerRoleR\x05roles\"\xdb\x01\n" +
+	"\bTaskVote\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
+	"\x04vote\x18\x02 \x01(\x0e2\x14.council.v1.VoteTypeR\x04vote\x12\x1c\n" +
+	"\treasoning\x18\x03 \x01(\tR\treasoning\x12\x1a\n" +
+	"\bconcerns\x18\x04 \x03(\tR\bconcerns\x12\x1e\n" +
+	"\n" +
+	"conditions\x18\x05 \x03(\tR\n" +
+	"conditions\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x06 \x01(\x01R\n" +
+	"confidence\x12\x12\n" +
+	"\x04veto\x18\a \x01(\tR\x04veto\"B\n" +
+	"\x14ServeReviewsResponse\x12*\n" +
+	"\x04task\x18\x01 \x01(\v2\x16.council.v1.ReviewTaskR\x04task\"\xfd\x01\n" +
+	"\n" +
+	"ReviewTask\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n" +
+	"\vdecision_id\x18\x02 \x01(\tR\n" +
+	"decisionId\x126\n" +
+	"\n" +
+	"suggestion\x18\x03 \x01(\v2\x16.council.v1.SuggestionR\n" +
+	"suggestion\x12,\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x18.council.v1.ReviewerRoleR\x04role\x126\n" +
+	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun2\xc6\a\n" +
 	"\x0eCouncilService\x12_\n" +
 	"\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n" +
 	"\vGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n" +
@@ -1398,7 +1802,8 @@ const file_council_v1_council_service_proto_rawDesc = "" +
 	"\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n" +
 	"\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponse\x12Z\n" +
 	"\x0fResolveDecision\x12\".council.v1.ResolveDecisionRequest\x1a#.council.v1.ResolveDecisionResponse\x12V\n" +
-	"\rAwaitDecision\x12 .council.v1.AwaitDecisionRequest\x1a!.council.v1.AwaitDecisionResponse0\x01b\x06proto3"
+	"\rAwaitDecision\x12 .council.v1.AwaitDecisionRequest\x1a!.council.v1.AwaitDecisionResponse0\x01\x12U\n" +
+	"\fServeReviews\x12\x1f.council.v1.ServeReviewsRequest\x1a .council.v1.ServeReviewsResponse(\x010\x01b\x06proto3"
 
 var (
 	file_council_v1_council_service_proto_rawDescOnce sync.Once
@@ -1412,7 +1817,7 @@ func file_council_v1_council_service_proto_rawDescGZIP() []byte {
 	return file_council_v1_council_service_proto_rawDescData
 }
 
-var file_council_v1_council_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_council_v1_council_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_council_v1_council_service_proto_goTypes = []any{
 	(*ReviewSuggestionRequest)(nil),  // 0: council.v1.ReviewSuggestionRequest
 	(*ReviewSuggestionResponse)(nil), // 1: council.v1.ReviewSuggestionResponse
@@ -1434,65 +1839,83 @@ var file_council_v1_council_service_proto_goTypes = []any{
 	(*AwaitDecisionResponse)(nil),    // 17: council.v1.AwaitDecisionResponse
 	(*ListReviewersRequest)(nil),     // 18: council.v1.ListReviewersRequest
 	(*ListReviewersResponse)(nil),    // 19: council.v1.ListReviewersResponse
-	nil,                              // 20: council.v1.GetSummaryResponse.ByTypeEntry
-	nil,                              // 21: council.v1.GetSummaryResponse.OutcomesEntry
-	nil,                              // 22: council.v1.GetSummaryResponse.ByStatusEntry
-	(*Suggestion)(nil),               // 23: council.v1.Suggestion
-	(*Vote)(nil),                     // 24: council.v1.Vote
-	(*Decision)(nil),                 // 25: council.v1.Decision
-	(DecisionType)(0),                // 26: council.v1.DecisionType
-	(DecisionStatus)(0),              // 27: council.v1.DecisionStatus
-	(Outcome)(0),                     // 28: council.v1.Outcome
-	(*Lesson)(nil),                   // 29: council.v1.Lesson
-	(VerdictType)(0),                 // 30: council.v1.VerdictType
-	(*ReviewerProfile)(nil),          // 31: council.v1.ReviewerProfile
+	(*ServeReviewsRequest)(nil),      // 20: council.v1.ServeReviewsRequest
+	(*ReviewerHello)(nil),            // 21: council.v1.ReviewerHello
+	(*TaskVote)(nil),                 // 22: council.v1.TaskVote
+	(*ServeReviewsResponse)(nil),     // 23: council.v1.ServeReviewsResponse
+	(*ReviewTask)(nil),               // 24: council.v1.ReviewTask
+	nil,                              // 25: council.v1.GetSummaryResponse.ByTypeEntry
+	nil,                              // 26: council.v1.GetSummaryResponse.OutcomesEntry
+	nil,                              // 27: council.v1.GetSummaryResponse.ByStatusEntry
+	(*Suggestion)(nil),               // 28: council.v1.Suggestion
+	(*Vote)(nil),                     // 29: council.v1.Vote
+	(*Decision)(nil),                 // 30: council.v1.Decision
+	(DecisionType)(0),                // 31: council.v1.DecisionType
+	(DecisionStatus)(0),              // 32: council.v1.DecisionStatus
+	(Outcome)(0),                     // 33: council.v1.Outcome
+	(*Lesson)(nil),                   // 34: council.v1.Lesson
+	(VerdictType)(0),                 // 35: council.v1.VerdictType
+	(*ReviewerProfile)(nil),          // 36: council.v1.ReviewerProfile
+	(ReviewerRole)(0),                // 37: council.v1.ReviewerRole
+	(VoteType)(0),                    // 38: council.v1.VoteType
+	(*timestamppb.Timestamp)(nil),    // 39: google.protobuf.Timestamp
 }
 var file_council_v1_council_service_proto_depIdxs = []int32{
-	23, // 0: council.v1.ReviewSuggestionRequest.suggestion:type_name -> council.v1.Suggestion
-	24, // 1: council.v1.ReviewSuggestionResponse.vote:type_name -> council.v1.Vote
-	25, // 2: council.v1.ReviewSuggestionResponse.decision:type_name -> council.v1.Decision
-	25, // 3: council.v1.GetDecisionResponse.decision:type_name -> council.v1.Decision
-	26, // 4: council.v1.ListDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
-	27, // 5: council.v1.ListDecisionsRequest.status:type_name -> council.v1.DecisionStatus
-	25, // 6: council.v1.ListDecisionsResponse.decisions:type_name -> council.v1.Decision
-	28, // 7: council.v1.RecordOutcomeRequest.outcome:type_name -> council.v1.Outcome
-	25, // 8: council.v1.RecordOutcomeResponse.decision:type_name -> council.v1.Decision
-	20, // 9: council.v1.GetSummaryResponse.by_type:type_name -> council.v1.GetSummaryResponse.ByTypeEntry
-	21, // 10: council.v1.GetSummaryResponse.outcomes:type_name -> council.v1.GetSummaryResponse.OutcomesEntry
-	22, // 11: council.v1.GetSummaryResponse.by_status:type_name -> council.v1.GetSummaryResponse.ByStatusEntry
-	29, // 12: council.v1.ListLessonsResponse.lessons:type_name -> council.v1.Lesson
-	26, // 13: council.v1.WatchDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
-	24, // 14: council.v1.WatchDecisionsResponse.vote:type_name -> council.v1.Vote
-	25, // 15: council.v1.WatchDecisionsResponse.decision:type_name -> council.v1.Decision
-	30, // 16: council.v1.ResolveDecisionRequest.verdict:type_name -> council.v1.VerdictType
-	25, // 17: council.v1.ResolveDecisionResponse.decision:type_name -> council.v1.Decision
-	25, // 18: council.v1.AwaitDecisionResponse.decision:type_name -> council.v1.Decision
-	31, // 19: council.v1.ListReviewersResponse.reviewers:type_name -> council.v1.ReviewerProfile
-	0,  // 20: council.v1.CouncilService.ReviewSuggestion:input_type -> council.v1.ReviewSuggestionRequest
-	2,  // 21: council.v1.CouncilService.GetDecision:input_type -> council.v1.GetDecisionRequest
-	4,  // 22: council.v1.CouncilService.ListDecisions:input_type -> council.v1.ListDecisionsRequest
-	6,  // 23: council.v1.CouncilService.RecordOutcome:input_type -> council.v1.RecordOutcomeRequest
-	8,  // 24: council.v1.CouncilService.GetSummary:input_type -> council.v1.GetSummaryRequest
-	10, // 25: council.v1.CouncilService.ListLessons:input_type -> council.v1.ListLessonsRequest
-	12, // 26: council.v1.CouncilService.WatchDecisions:input_type -> council.v1.WatchDecisionsRequest
-	18, // 27: council.v1.CouncilService.ListReviewers:input_type -> council.v1.ListReviewersRequest
-	14, // 28: council.v1.CouncilService.ResolveDecision:input_type -> council.v1.ResolveDecisionRequest
-	16, // 29: council.v1.CouncilService.AwaitDecision:input_type -> council.v1.AwaitDecisionRequest
-	1,  // 30: council.v1.CouncilService.ReviewSuggestion:output_type -> council.v1.ReviewSuggestionResponse
-	3,  // 31: council.v1.CouncilService.GetDecision:output_type -> council.v1.GetDecisionResponse
-	5,  // 32: council.v1.CouncilService.ListDecisions:output_type -> council.v1.ListDecisionsResponse
-	7,  // 33: council.v1.CouncilService.RecordOutcome:output_type -> council.v1.RecordOutcomeResponse
-	9,  // 34: council.v1.CouncilService.GetSummary:output_type -> council.v1.GetSummaryResponse
-	11, // 35: council.v1.CouncilService.ListLessons:output_type -> council.v1.ListLessonsResponse
-	13, // 36: council.v1.CouncilService.WatchDecisions:output_type -> council.v1.WatchDecisionsResponse
-	19, // 37: council.v1.CouncilService.ListReviewers:output_type -> council.v1.ListReviewersResponse
-	15, // 38: council.v1.CouncilService.ResolveDecision:output_type -> council.v1.ResolveDecisionResponse
-	17, // 39: council.v1.CouncilService.AwaitDecision:output_type -> council.v1.AwaitDecisionResponse
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	28, // 0: council.v1.ReviewSuggestionRequest.suggestion:type_name -> council.v1.Suggestion
+	29, // 1: council.v1.ReviewSuggestionResponse.vote:type_name -> council.v1.Vote
+	30, // 2: council.v1.ReviewSuggestionResponse.decision:type_name -> council.v1.Decision
+	30, // 3: council.v1.GetDecisionResponse.decision:type_name -> council.v1.Decision
+	31, // 4: council.v1.ListDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
+	32, // 5: council.v1.ListDecisionsRequest.status:type_name -> council.v1.DecisionStatus
+	30, // 6: council.v1.ListDecisionsResponse.decisions:type_name -> council.v1.Decision
+	33, // 7: council.v1.RecordOutcomeRequest.outcome:type_name -> council.v1.Outcome
+	30, // 8: council.v1.RecordOutcomeResponse.decision:type_name -> council.v1.Decision
+	25, // 9: council.v1.GetSummaryResponse.by_type:type_name -> council.v1.GetSummaryResponse.ByTypeEntry
+	26, // 10: council.v1.GetSummaryResponse.outcomes:type_name -> council.v1.GetSummaryResponse.OutcomesEntry
+	27, // 11: council.v1.GetSummaryResponse.by_status:type_name -> council.v1.GetSummaryResponse.ByStatusEntry
+	34, // 12: council.v1.ListLessonsResponse.lessons:type_name -> council.v1.Lesson
+	31, // 13: council.v1.WatchDecisionsRequest.decision_type:type_name -> council.v1.DecisionType
+	29, // 14: council.v1.WatchDecisionsResponse.vote:type_name -> council.v1.Vote
+	30, // 15: council.v1.WatchDecisionsResponse.decision:type_name -> council.v1.Decision
+	35, // 16: council.v1.ResolveDecisionRequest.verdict:type_name -> council.v1.VerdictType
+	30, // 17: council.v1.ResolveDecisionResponse.decision:type_name -> council.v1.Decision
+	30, // 18: council.v1.AwaitDecisionResponse.decision:type_name -> council.v1.Decision
+	36, // 19: council.v1.ListReviewersResponse.reviewers:type_name -> council.v1.ReviewerProfile
+	21, // 20: council.v1.ServeReviewsRequest.hello:type_name -> council.v1.ReviewerHello
+	22, // 21: council.v1.ServeReviewsRequest.vote:type_name -> council.v1.TaskVote
+	37, // 22: council.v1.ReviewerHello.roles:type_name -> council.v1.ReviewerRole
+	38, // 23: council.v1.TaskVote.vote:type_name -> council.v1.VoteType
+	24, // 24: council.v1.ServeReviewsResponse.task:type_name -> council.v1.ReviewTask
+	28, // 25: council.v1.ReviewTask.suggestion:type_name -> council.v1.Suggestion
+	37, // 26: council.v1.ReviewTask.role:type_name -> council.v1.ReviewerRole
+	39, // 27: council.v1.ReviewTask.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 28: council.v1.CouncilService.ReviewSuggestion:input_type -> council.v1.ReviewSuggestionRequest
+	2,  // 29: council.v1.CouncilService.GetDecision:input_type -> council.v1.GetDecisionRequest
+	4,  // 30: council.v1.CouncilService.ListDecisions:input_type -> council.v1.ListDecisionsRequest
+	6,  // 31: council.v1.CouncilService.RecordOutcome:input_type -> council.v1.RecordOutcomeRequest
+	8,  // 32: council.v1.CouncilService.GetSummary:input_type -> council.v1.GetSummaryRequest
+	10, // 33: council.v1.CouncilService.ListLessons:input_type -> council.v1.ListLessonsRequest
+	12, // 34: council.v1.CouncilService.WatchDecisions:input_type -> council.v1.WatchDecisionsRequest
+	18, // 35: council.v1.CouncilService.ListReviewers:input_type -> council.v1.ListReviewersRequest
+	14, // 36: council.v1.CouncilService.ResolveDecision:input_type -> council.v1.ResolveDecisionRequest
+	16, // 37: council.v1.CouncilService.AwaitDecision:input_type -> council.v1.AwaitDecisionRequest
+	20, // 38: council.v1.CouncilService.ServeReviews:input_type -> council.v1.ServeReviewsRequest
+	1,  // 39: council.v1.CouncilService.ReviewSuggestion:output_type -> council.v1.ReviewSuggestionResponse
+	3,  // 40: council.v1.CouncilService.GetDecision:output_type -> council.v1.GetDecisionResponse
+	5,  // 41: council.v1.CouncilService.ListDecisions:output_type -> council.v1.ListDecisionsResponse
+	7,  // 42: council.v1.CouncilService.RecordOutcome:output_type -> council.v1.RecordOutcomeResponse
+	9,  // 43: council.v1.CouncilService.GetSummary:output_type -> council.v1.GetSummaryResponse
+	11, // 44: council.v1.CouncilService.ListLessons:output_type -> council.v1.ListLessonsResponse
+	13, // 45: council.v1.CouncilService.WatchDecisions:output_type -> council.v1.WatchDecisionsResponse
+	19, // 46: council.v1.CouncilService.ListReviewers:output_type -> council.v1.ListReviewersResponse
+	15, // 47: council.v1.CouncilService.ResolveDecision:output_type -> council.v1.ResolveDecisionResponse
+	17, // 48: council.v1.CouncilService.AwaitDecision:output_type -> council.v1.AwaitDecisionResponse
+	23, // 49: council.v1.CouncilService.ServeReviews:output_type -> council.v1.ServeReviewsResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_council_v1_council_service_proto_init() }
@@ -1509,13 +1932,17 @@ func file_council_v1_council_service_proto_init() {
 		(*WatchDecisionsResponse_Vote)(nil),
 		(*WatchDecisionsResponse_Decision)(nil),
 	}
+	file_council_v1_council_service_proto_msgTypes[20].OneofWrappers = []any{
+		(*ServeReviewsRequest_Hello)(nil),
+		(*ServeReviewsRequest_Vote)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_council_v1_council_service_proto_rawDesc), len(file_council_v1_council_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

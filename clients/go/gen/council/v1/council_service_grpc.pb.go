@@ -29,6 +29,7 @@ const (
 	CouncilService_ListReviewers_FullMethodName    = "/council.v1.CouncilService/ListReviewers"
 	CouncilService_ResolveDecision_FullMethodName  = "/council.v1.CouncilService/ResolveDecision"
 	CouncilService_AwaitDecision_FullMethodName    = "/council.v1.CouncilService/AwaitDecision"
+	CouncilService_ServeReviews_FullMethodName     = "/council.v1.CouncilService/ServeReviews"
 )
 
 // CouncilServiceClient is the client API for CouncilService service.
@@ -65,6 +66,11 @@ type CouncilServiceClient interface {
 	// (made through any replica), and ends OK after sending it with a final status (approved, rejected,
 	// expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
 	AwaitDecision(ctx context.Context, in *AwaitDecisionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AwaitDecisionResponse], error)
+	// ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+	// a hello naming its roles, then gets one task per review that needs its vote and answers each
+	// with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+	// replica; a task whose reviewer leaves goes to another while time remains.
+	ServeReviews(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeReviewsRequest, ServeReviewsResponse], error)
 }
 
 type councilServiceClient struct {
@@ -202,6 +208,19 @@ func (c *councilServiceClient) AwaitDecision(ctx context.Context, in *AwaitDecis
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CouncilService_AwaitDecisionClient = grpc.ServerStreamingClient[AwaitDecisionResponse]
 
+func (c *councilServiceClient) ServeReviews(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeReviewsRequest, ServeReviewsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CouncilService_ServiceDesc.Streams[3], CouncilService_ServeReviews_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ServeReviewsRequest, ServeReviewsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CouncilService_ServeReviewsClient = grpc.BidiStreamingClient[ServeReviewsRequest, ServeReviewsResponse]
+
 // CouncilServiceServer is the server API for CouncilService service.
 // All implementations must embed UnimplementedCouncilServiceServer
 // for forward compatibility.
@@ -236,6 +255,11 @@ type CouncilServiceServer interface {
 	// (made through any replica), and ends OK after sending it with a final status (approved, rejected,
 	// expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
 	AwaitDecision(*AwaitDecisionRequest, grpc.ServerStreamingServer[AwaitDecisionResponse]) error
+	// ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+	// a hello naming its roles, then gets one task per review that needs its vote and answers each
+	// with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+	// replica; a task whose reviewer leaves goes to another while time remains.
+	ServeReviews(grpc.BidiStreamingServer[ServeReviewsRequest, ServeReviewsResponse]) error
 	mustEmbedUnimplementedCouncilServiceServer()
 }
 
@@ -275,6 +299,9 @@ func (UnimplementedCouncilServiceServer) ResolveDecision(context.Context, *Resol
 }
 func (UnimplementedCouncilServiceServer) AwaitDecision(*AwaitDecisionRequest, grpc.ServerStreamingServer[AwaitDecisionResponse]) error {
 	return status.Error(codes.Unimplemented, "method AwaitDecision not implemented")
+}
+func (UnimplementedCouncilServiceServer) ServeReviews(grpc.BidiStreamingServer[ServeReviewsRequest, ServeReviewsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ServeReviews not implemented")
 }
 func (UnimplementedCouncilServiceServer) mustEmbedUnimplementedCouncilServiceServer() {}
 func (UnimplementedCouncilServiceServer) testEmbeddedByValue()                        {}
@@ -456,6 +483,13 @@ func _CouncilService_AwaitDecision_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CouncilService_AwaitDecisionServer = grpc.ServerStreamingServer[AwaitDecisionResponse]
 
+func _CouncilService_ServeReviews_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CouncilServiceServer).ServeReviews(&grpc.GenericServerStream[ServeReviewsRequest, ServeReviewsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CouncilService_ServeReviewsServer = grpc.BidiStreamingServer[ServeReviewsRequest, ServeReviewsResponse]
+
 // CouncilService_ServiceDesc is the grpc.ServiceDesc for CouncilService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -507,6 +541,12 @@ var CouncilService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "AwaitDecision",
 			Handler:       _CouncilService_AwaitDecision_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ServeReviews",
+			Handler:       _CouncilService_ServeReviews_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "council/v1/council_service.proto",

@@ -9,6 +9,7 @@ package councilv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -577,6 +578,67 @@ func (x VerdictType) Number() protoreflect.EnumNumber {
 // Deprecated: Use VerdictType.Descriptor instead.
 func (VerdictType) EnumDescriptor() ([]byte, []int) {
 	return file_council_v1_review_proto_rawDescGZIP(), []int{8}
+}
+
+// FailurePolicy is the vote an external role casts when no valid external vote arrives in time.
+type FailurePolicy int32
+
+const (
+	// FAILURE_POLICY_UNSPECIFIED is never a role's policy.
+	FailurePolicy_FAILURE_POLICY_UNSPECIFIED FailurePolicy = 0
+	// FAILURE_POLICY_RULES casts the built-in rules' vote for the role.
+	FailurePolicy_FAILURE_POLICY_RULES FailurePolicy = 1
+	// FAILURE_POLICY_ABSTAIN casts an abstention.
+	FailurePolicy_FAILURE_POLICY_ABSTAIN FailurePolicy = 2
+	// FAILURE_POLICY_NEEDS_MORE_INFO casts a request for more information: the change goes to people.
+	FailurePolicy_FAILURE_POLICY_NEEDS_MORE_INFO FailurePolicy = 3
+	// FAILURE_POLICY_REJECT casts a rejection with the veto "no_external_vote": it fails closed.
+	FailurePolicy_FAILURE_POLICY_REJECT FailurePolicy = 4
+)
+
+// Enum value maps for FailurePolicy.
+var (
+	FailurePolicy_name = map[int32]string{
+		0: "FAILURE_POLICY_UNSPECIFIED",
+		1: "FAILURE_POLICY_RULES",
+		2: "FAILURE_POLICY_ABSTAIN",
+		3: "FAILURE_POLICY_NEEDS_MORE_INFO",
+		4: "FAILURE_POLICY_REJECT",
+	}
+	FailurePolicy_value = map[string]int32{
+		"FAILURE_POLICY_UNSPECIFIED":     0,
+		"FAILURE_POLICY_RULES":           1,
+		"FAILURE_POLICY_ABSTAIN":         2,
+		"FAILURE_POLICY_NEEDS_MORE_INFO": 3,
+		"FAILURE_POLICY_REJECT":          4,
+	}
+)
+
+func (x FailurePolicy) Enum() *FailurePolicy {
+	p := new(FailurePolicy)
+	*p = x
+	return p
+}
+
+func (x FailurePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailurePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_council_v1_review_proto_enumTypes[9].Descriptor()
+}
+
+func (FailurePolicy) Type() protoreflect.EnumType {
+	return &file_council_v1_review_proto_enumTypes[9]
+}
+
+func (x FailurePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailurePolicy.Descriptor instead.
+func (FailurePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_council_v1_review_proto_rawDescGZIP(), []int{9}
 }
 
 // Suggestion is a proposed change that an agent submits for review.
@@ -1182,8 +1244,16 @@ type ReviewerProfile struct {
 	PriorityFocus []string `protobuf:"bytes,4,rep,name=priority_focus,json=priorityFocus,proto3" json:"priority_focus,omitempty"`
 	// veto_conditions lists the conditions that make the reviewer reject outright, checked in order.
 	VetoConditions []string `protobuf:"bytes,5,rep,name=veto_conditions,json=vetoConditions,proto3" json:"veto_conditions,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// external is true when reviewer agents cast this role's vote over ServeReviews.
+	External bool `protobuf:"varint,6,opt,name=external,proto3" json:"external,omitempty"`
+	// timeout is how long a review waits for this role's external vote (external roles only).
+	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// on_failure is the vote cast when no external vote arrives in time (external roles only).
+	OnFailure FailurePolicy `protobuf:"varint,8,opt,name=on_failure,json=onFailure,proto3,enum=council.v1.FailurePolicy" json:"on_failure,omitempty"`
+	// connected is how many reviewer agents serve this role now, across all replicas (external roles only).
+	Connected     int32 `protobuf:"varint,9,opt,name=connected,proto3" json:"connected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReviewerProfile) Reset() {
@@ -1249,6 +1319,34 @@ func (x *ReviewerProfile) GetVetoConditions() []string {
 		return x.VetoConditions
 	}
 	return nil
+}
+
+func (x *ReviewerProfile) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+func (x *ReviewerProfile) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ReviewerProfile) GetOnFailure() FailurePolicy {
+	if x != nil {
+		return x.OnFailure
+	}
+	return FailurePolicy_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *ReviewerProfile) GetConnected() int32 {
+	if x != nil {
+		return x.Connected
+	}
+	return 0
 }
 
 // Lesson is one recorded outcome of an implemented decision, kept for learning.
@@ -1348,7 +1446,7 @@ var File_council_v1_review_proto protoreflect.FileDescriptor
 const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"\x17council/v1/review.proto\x12\n" +
-	"council.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x03\n" +
+	"council.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x03\n" +
 	"\n" +
 	"Suggestion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1416,13 +1514,18 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\n" +
 	"supersedes\x18\x17 \x01(\tR\n" +
 	"supersedes\x12#\n" +
-	"\rsuperseded_by\x18\x18 \x01(\tR\fsupersededBy\"\xdf\x01\n" +
+	"\rsuperseded_by\x18\x18 \x01(\tR\fsupersededBy\"\x88\x03\n" +
 	"\x0fReviewerProfile\x12,\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x18.council.v1.ReviewerRoleR\x04role\x12'\n" +
 	"\x0fexpertise_areas\x18\x02 \x03(\tR\x0eexpertiseAreas\x12%\n" +
 	"\x0erisk_tolerance\x18\x03 \x01(\x01R\rriskTolerance\x12%\n" +
 	"\x0epriority_focus\x18\x04 \x03(\tR\rpriorityFocus\x12'\n" +
-	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\"\xe6\x01\n" +
+	"\x0fveto_conditions\x18\x05 \x03(\tR\x0evetoConditions\x12\x1a\n" +
+	"\bexternal\x18\x06 \x01(\bR\bexternal\x123\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x128\n" +
+	"\n" +
+	"on_failure\x18\b \x01(\x0e2\x19.council.v1.FailurePolicyR\tonFailure\x12\x1c\n" +
+	"\tconnected\x18\t \x01(\x05R\tconnected\"\xe6\x01\n" +
 	"\x06Lesson\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12-\n" +
@@ -1488,7 +1591,13 @@ const file_council_v1_review_proto_rawDesc = "" +
 	"\vVerdictType\x12\x1c\n" +
 	"\x18VERDICT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14VERDICT_TYPE_APPROVE\x10\x01\x12\x17\n" +
-	"\x13VERDICT_TYPE_REJECT\x10\x02b\x06proto3"
+	"\x13VERDICT_TYPE_REJECT\x10\x02*\xa4\x01\n" +
+	"\rFailurePolicy\x12\x1e\n" +
+	"\x1aFAILURE_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14FAILURE_POLICY_RULES\x10\x01\x12\x1a\n" +
+	"\x16FAILURE_POLICY_ABSTAIN\x10\x02\x12\"\n" +
+	"\x1eFAILURE_POLICY_NEEDS_MORE_INFO\x10\x03\x12\x19\n" +
+	"\x15FAILURE_POLICY_REJECT\x10\x04b\x06proto3"
 
 var (
 	file_council_v1_review_proto_rawDescOnce sync.Once
@@ -1502,7 +1611,7 @@ func file_council_v1_review_proto_rawDescGZIP() []byte {
 	return file_council_v1_review_proto_rawDescData
 }
 
-var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_council_v1_review_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
 var file_council_v1_review_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_council_v1_review_proto_goTypes = []any{
 	(RiskLevel)(0),                // 0: council.v1.RiskLevel
@@ -1514,13 +1623,15 @@ var file_council_v1_review_proto_goTypes = []any{
 	(Outcome)(0),                  // 6: council.v1.Outcome
 	(DecisionStatus)(0),           // 7: council.v1.DecisionStatus
 	(VerdictType)(0),              // 8: council.v1.VerdictType
-	(*Suggestion)(nil),            // 9: council.v1.Suggestion
-	(*Vote)(nil),                  // 10: council.v1.Vote
-	(*Verdict)(nil),               // 11: council.v1.Verdict
-	(*Decision)(nil),              // 12: council.v1.Decision
-	(*ReviewerProfile)(nil),       // 13: council.v1.ReviewerProfile
-	(*Lesson)(nil),                // 14: council.v1.Lesson
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(FailurePolicy)(0),            // 9: council.v1.FailurePolicy
+	(*Suggestion)(nil),            // 10: council.v1.Suggestion
+	(*Vote)(nil),                  // 11: council.v1.Vote
+	(*Verdict)(nil),               // 12: council.v1.Verdict
+	(*Decision)(nil),              // 13: council.v1.Decision
+	(*ReviewerProfile)(nil),       // 14: council.v1.ReviewerProfile
+	(*Lesson)(nil),                // 15: council.v1.Lesson
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 }
 var file_council_v1_review_proto_depIdxs = []int32{
 	0,  // 0: council.v1.Suggestion.risk:type_name -> council.v1.RiskLevel
@@ -1528,26 +1639,28 @@ var file_council_v1_review_proto_depIdxs = []int32{
 	2,  // 2: council.v1.Suggestion.estimated_effort:type_name -> council.v1.Effort
 	3,  // 3: council.v1.Vote.reviewer_role:type_name -> council.v1.ReviewerRole
 	4,  // 4: council.v1.Vote.vote:type_name -> council.v1.VoteType
-	15, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
+	16, // 5: council.v1.Vote.cast_at:type_name -> google.protobuf.Timestamp
 	8,  // 6: council.v1.Verdict.verdict:type_name -> council.v1.VerdictType
-	15, // 7: council.v1.Verdict.given_at:type_name -> google.protobuf.Timestamp
+	16, // 7: council.v1.Verdict.given_at:type_name -> google.protobuf.Timestamp
 	5,  // 8: council.v1.Decision.decision:type_name -> council.v1.DecisionType
-	10, // 9: council.v1.Decision.votes:type_name -> council.v1.Vote
-	15, // 10: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
-	15, // 11: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
+	11, // 9: council.v1.Decision.votes:type_name -> council.v1.Vote
+	16, // 10: council.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	16, // 11: council.v1.Decision.implemented_at:type_name -> google.protobuf.Timestamp
 	6,  // 12: council.v1.Decision.outcome:type_name -> council.v1.Outcome
-	9,  // 13: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
+	10, // 13: council.v1.Decision.suggestion:type_name -> council.v1.Suggestion
 	7,  // 14: council.v1.Decision.status:type_name -> council.v1.DecisionStatus
-	11, // 15: council.v1.Decision.verdicts:type_name -> council.v1.Verdict
-	15, // 16: council.v1.Decision.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 15: council.v1.Decision.verdicts:type_name -> council.v1.Verdict
+	16, // 16: council.v1.Decision.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 17: council.v1.ReviewerProfile.role:type_name -> council.v1.ReviewerRole
-	6,  // 18: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
-	15, // 19: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 18: council.v1.ReviewerProfile.timeout:type_name -> google.protobuf.Duration
+	9,  // 19: council.v1.ReviewerProfile.on_failure:type_name -> council.v1.FailurePolicy
+	6,  // 20: council.v1.Lesson.outcome:type_name -> council.v1.Outcome
+	16, // 21: council.v1.Lesson.recorded_at:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_council_v1_review_proto_init() }
@@ -1560,7 +1673,7 @@ func file_council_v1_review_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_council_v1_review_proto_rawDesc), len(file_council_v1_review_proto_rawDesc)),
-			NumEnums:      9,
+			NumEnums:      10,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -20,6 +22,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
   Decision,
   DecisionStatus,
@@ -33,11 +36,17 @@ import {
   outcomeFromJSON,
   outcomeToJSON,
   ReviewerProfile,
+  ReviewerRole,
+  reviewerRoleFromJSON,
+  reviewerRoleToJSON,
   Suggestion,
   VerdictType,
   verdictTypeFromJSON,
   verdictTypeToJSON,
   Vote,
+  VoteType,
+  voteTypeFromJSON,
+  voteTypeToJSON,
 } from "./review.js";
 
 export const protobufPackage = "council.v1";
@@ -274,6 +283,75 @@ export interface ListReviewersResponse {
   reviewers: ReviewerProfile[];
   /** policy_version names the policy in force, as recorded on each decision. */
   policyVersion: string;
+}
+
+/** ServeReviewsRequest is one message of a reviewer agent: first a hello, then votes. */
+export interface ServeReviewsRequest {
+  /** message is the hello (first, once) or a vote on a task. */
+  message?:
+    | //
+    /** hello names the roles the reviewer serves; it must be the first message, and only the first. */
+    { $case: "hello"; value: ReviewerHello }
+    | //
+    /** vote answers one task. */
+    { $case: "vote"; value: TaskVote }
+    | undefined;
+}
+
+/** ReviewerHello opens a reviewer stream. */
+export interface ReviewerHello {
+  /** roles are the roles the reviewer serves: external roles of the policy in force, at least one. */
+  roles: ReviewerRole[];
+}
+
+/**
+ * TaskVote is a reviewer's vote on one task. An invalid vote counts as no vote (the role's failure
+ * policy is applied at once).
+ */
+export interface TaskVote {
+  /** task_id is the id of the task answered. */
+  taskId: string;
+  /** vote is the reviewer's vote; VOTE_TYPE_UNSPECIFIED makes the vote invalid. */
+  vote: VoteType;
+  /** reasoning explains the vote. */
+  reasoning: string;
+  /** concerns lists what worried the reviewer. */
+  concerns: string[];
+  /** conditions lists what must hold for the reviewer's approval. */
+  conditions: string[];
+  /** confidence is how sure the reviewer is, from 0 to 1. */
+  confidence: number;
+  /**
+   * veto, on a REJECT only, names why the change must not happen (snake_case, [a-z0-9_], at most
+   * 64 characters, e.g. "credential_in_diff"): it counts like a built-in veto.
+   */
+  veto: string;
+}
+
+/** ServeReviewsResponse is one message to a reviewer agent. */
+export interface ServeReviewsResponse {
+  /** task is a review that needs the reviewer's vote. */
+  task?: ReviewTask | undefined;
+}
+
+/** ReviewTask asks a reviewer for its vote on one review. */
+export interface ReviewTask {
+  /** task_id identifies the task; the vote names it. */
+  taskId: string;
+  /** decision_id is the decision the vote will be part of. */
+  decisionId: string;
+  /** suggestion is the change under review, diff included. */
+  suggestion?:
+    | Suggestion
+    | undefined;
+  /** role is the role the vote is cast in. */
+  role: ReviewerRole;
+  /** deadline is when the review stops waiting for this vote. */
+  deadline?:
+    | Date
+    | undefined;
+  /** dry_run is true when the review stores nothing. */
+  dryRun: boolean;
 }
 
 function createBaseReviewSuggestionRequest(): ReviewSuggestionRequest {
@@ -2649,6 +2727,593 @@ export const ListReviewersResponse: MessageFns<ListReviewersResponse> = {
   },
 };
 
+function createBaseServeReviewsRequest(): ServeReviewsRequest {
+  return { message: undefined };
+}
+
+export const ServeReviewsRequest: MessageFns<ServeReviewsRequest> = {
+  encode(message: ServeReviewsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.message?.$case) {
+      case "hello":
+        ReviewerHello.encode(message.message.value, writer.uint32(10).fork()).join();
+        break;
+      case "vote":
+        TaskVote.encode(message.message.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServeReviewsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServeReviewsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = { $case: "hello", value: ReviewerHello.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = { $case: "vote", value: TaskVote.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServeReviewsRequest {
+    return {
+      message: isSet(object.hello)
+        ? { $case: "hello", value: ReviewerHello.fromJSON(object.hello) }
+        : isSet(object.vote)
+        ? { $case: "vote", value: TaskVote.fromJSON(object.vote) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ServeReviewsRequest): unknown {
+    const obj: any = {};
+    if (message.message?.$case === "hello") {
+      obj.hello = ReviewerHello.toJSON(message.message.value);
+    } else if (message.message?.$case === "vote") {
+      obj.vote = TaskVote.toJSON(message.message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServeReviewsRequest>): ServeReviewsRequest {
+    return ServeReviewsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServeReviewsRequest>): ServeReviewsRequest {
+    const message = createBaseServeReviewsRequest();
+    switch (object.message?.$case) {
+      case "hello": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "hello", value: ReviewerHello.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "vote": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "vote", value: TaskVote.fromPartial(object.message.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseReviewerHello(): ReviewerHello {
+  return { roles: [] };
+}
+
+export const ReviewerHello: MessageFns<ReviewerHello> = {
+  encode(message: ReviewerHello, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.roles.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.roles) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewerHello {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewerHello();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.roles.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.roles.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewerHello {
+    return {
+      roles: globalThis.Array.isArray(object?.roles) ? object.roles.map((e: any) => reviewerRoleFromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ReviewerHello): unknown {
+    const obj: any = {};
+    if (message.roles?.length) {
+      obj.roles = message.roles.map((e) => reviewerRoleToJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReviewerHello>): ReviewerHello {
+    return ReviewerHello.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReviewerHello>): ReviewerHello {
+    const message = createBaseReviewerHello();
+    message.roles = object.roles?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTaskVote(): TaskVote {
+  return { taskId: "", vote: 0, reasoning: "", concerns: [], conditions: [], confidence: 0, veto: "" };
+}
+
+export const TaskVote: MessageFns<TaskVote> = {
+  encode(message: TaskVote, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.vote !== 0) {
+      writer.uint32(16).int32(message.vote);
+    }
+    if (message.reasoning !== "") {
+      writer.uint32(26).string(message.reasoning);
+    }
+    for (const v of message.concerns) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.conditions) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.confidence !== 0) {
+      writer.uint32(49).double(message.confidence);
+    }
+    if (message.veto !== "") {
+      writer.uint32(58).string(message.veto);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskVote {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskVote();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.vote = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reasoning = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.concerns.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.conditions.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.confidence = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.veto = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskVote {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      vote: isSet(object.vote) ? voteTypeFromJSON(object.vote) : 0,
+      reasoning: isSet(object.reasoning) ? globalThis.String(object.reasoning) : "",
+      concerns: globalThis.Array.isArray(object?.concerns) ? object.concerns.map((e: any) => globalThis.String(e)) : [],
+      conditions: globalThis.Array.isArray(object?.conditions)
+        ? object.conditions.map((e: any) => globalThis.String(e))
+        : [],
+      confidence: isSet(object.confidence) ? globalThis.Number(object.confidence) : 0,
+      veto: isSet(object.veto) ? globalThis.String(object.veto) : "",
+    };
+  },
+
+  toJSON(message: TaskVote): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.vote !== 0) {
+      obj.vote = voteTypeToJSON(message.vote);
+    }
+    if (message.reasoning !== "") {
+      obj.reasoning = message.reasoning;
+    }
+    if (message.concerns?.length) {
+      obj.concerns = message.concerns;
+    }
+    if (message.conditions?.length) {
+      obj.conditions = message.conditions;
+    }
+    if (message.confidence !== 0) {
+      obj.confidence = floatToJson(message.confidence);
+    }
+    if (message.veto !== "") {
+      obj.veto = message.veto;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskVote>): TaskVote {
+    return TaskVote.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskVote>): TaskVote {
+    const message = createBaseTaskVote();
+    message.taskId = object.taskId ?? "";
+    message.vote = object.vote ?? 0;
+    message.reasoning = object.reasoning ?? "";
+    message.concerns = object.concerns?.map((e) => e) || [];
+    message.conditions = object.conditions?.map((e) => e) || [];
+    message.confidence = object.confidence ?? 0;
+    message.veto = object.veto ?? "";
+    return message;
+  },
+};
+
+function createBaseServeReviewsResponse(): ServeReviewsResponse {
+  return { task: undefined };
+}
+
+export const ServeReviewsResponse: MessageFns<ServeReviewsResponse> = {
+  encode(message: ServeReviewsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== undefined) {
+      ReviewTask.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServeReviewsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServeReviewsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task = ReviewTask.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServeReviewsResponse {
+    return { task: isSet(object.task) ? ReviewTask.fromJSON(object.task) : undefined };
+  },
+
+  toJSON(message: ServeReviewsResponse): unknown {
+    const obj: any = {};
+    if (message.task !== undefined) {
+      obj.task = ReviewTask.toJSON(message.task);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServeReviewsResponse>): ServeReviewsResponse {
+    return ServeReviewsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServeReviewsResponse>): ServeReviewsResponse {
+    const message = createBaseServeReviewsResponse();
+    message.task = (object.task !== undefined && object.task !== null)
+      ? ReviewTask.fromPartial(object.task)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReviewTask(): ReviewTask {
+  return { taskId: "", decisionId: "", suggestion: undefined, role: 0, deadline: undefined, dryRun: false };
+}
+
+export const ReviewTask: MessageFns<ReviewTask> = {
+  encode(message: ReviewTask, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.decisionId !== "") {
+      writer.uint32(18).string(message.decisionId);
+    }
+    if (message.suggestion !== undefined) {
+      Suggestion.encode(message.suggestion, writer.uint32(26).fork()).join();
+    }
+    if (message.role !== 0) {
+      writer.uint32(32).int32(message.role);
+    }
+    if (message.deadline !== undefined) {
+      Timestamp.encode(toTimestamp(message.deadline), writer.uint32(42).fork()).join();
+    }
+    if (message.dryRun !== false) {
+      writer.uint32(48).bool(message.dryRun);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReviewTask {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReviewTask();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.decisionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.suggestion = Suggestion.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.deadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.dryRun = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReviewTask {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      decisionId: isSet(object.decisionId)
+        ? globalThis.String(object.decisionId)
+        : isSet(object.decision_id)
+        ? globalThis.String(object.decision_id)
+        : "",
+      suggestion: isSet(object.suggestion) ? Suggestion.fromJSON(object.suggestion) : undefined,
+      role: isSet(object.role) ? reviewerRoleFromJSON(object.role) : 0,
+      deadline: isSet(object.deadline) ? fromJsonTimestamp(object.deadline) : undefined,
+      dryRun: isSet(object.dryRun)
+        ? globalThis.Boolean(object.dryRun)
+        : isSet(object.dry_run)
+        ? globalThis.Boolean(object.dry_run)
+        : false,
+    };
+  },
+
+  toJSON(message: ReviewTask): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.decisionId !== "") {
+      obj.decisionId = message.decisionId;
+    }
+    if (message.suggestion !== undefined) {
+      obj.suggestion = Suggestion.toJSON(message.suggestion);
+    }
+    if (message.role !== 0) {
+      obj.role = reviewerRoleToJSON(message.role);
+    }
+    if (message.deadline !== undefined) {
+      obj.deadline = message.deadline.toISOString();
+    }
+    if (message.dryRun !== false) {
+      obj.dryRun = message.dryRun;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReviewTask>): ReviewTask {
+    return ReviewTask.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReviewTask>): ReviewTask {
+    const message = createBaseReviewTask();
+    message.taskId = object.taskId ?? "";
+    message.decisionId = object.decisionId ?? "";
+    message.suggestion = (object.suggestion !== undefined && object.suggestion !== null)
+      ? Suggestion.fromPartial(object.suggestion)
+      : undefined;
+    message.role = object.role ?? 0;
+    message.deadline = object.deadline ?? undefined;
+    message.dryRun = object.dryRun ?? false;
+    return message;
+  },
+};
+
 /**
  * CouncilService lets agents submit suggestions to a council of reviewers, stream the votes as
  * they are cast, and read back decisions, outcomes and lessons.
@@ -2780,6 +3445,22 @@ export const CouncilServiceService = {
       Buffer.from(AwaitDecisionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AwaitDecisionResponse => AwaitDecisionResponse.decode(value),
   },
+  /**
+   * ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+   * a hello naming its roles, then gets one task per review that needs its vote and answers each
+   * with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+   * replica; a task whose reviewer leaves goes to another while time remains.
+   */
+  serveReviews: {
+    path: "/council.v1.CouncilService/ServeReviews" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ServeReviewsRequest): Buffer => Buffer.from(ServeReviewsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ServeReviewsRequest => ServeReviewsRequest.decode(value),
+    responseSerialize: (value: ServeReviewsResponse): Buffer =>
+      Buffer.from(ServeReviewsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ServeReviewsResponse => ServeReviewsResponse.decode(value),
+  },
 } as const;
 
 export interface CouncilServiceServer extends UntypedServiceImplementation {
@@ -2818,6 +3499,13 @@ export interface CouncilServiceServer extends UntypedServiceImplementation {
    * expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
    */
   awaitDecision: handleServerStreamingCall<AwaitDecisionRequest, AwaitDecisionResponse>;
+  /**
+   * ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+   * a hello naming its roles, then gets one task per review that needs its vote and answers each
+   * with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+   * replica; a task whose reviewer leaves goes to another while time remains.
+   */
+  serveReviews: handleBidiStreamingCall<ServeReviewsRequest, ServeReviewsResponse>;
 }
 
 export interface CouncilServiceClient extends Client {
@@ -2978,6 +3666,18 @@ export interface CouncilServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<AwaitDecisionResponse>;
+  /**
+   * ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+   * a hello naming its roles, then gets one task per review that needs its vote and answers each
+   * with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+   * replica; a task whose reviewer leaves goes to another while time remains.
+   */
+  serveReviews(): ClientDuplexStream<ServeReviewsRequest, ServeReviewsResponse>;
+  serveReviews(options: Partial<CallOptions>): ClientDuplexStream<ServeReviewsRequest, ServeReviewsResponse>;
+  serveReviews(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<ServeReviewsRequest, ServeReviewsResponse>;
 }
 
 export const CouncilServiceClient = makeGenericClientConstructor(
@@ -2989,6 +3689,10 @@ export const CouncilServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -2997,6 +3701,28 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());

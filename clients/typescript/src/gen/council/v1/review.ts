@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 export const protobufPackage = "council.v1";
@@ -539,6 +540,63 @@ export function verdictTypeToJSON(object: VerdictType): string {
   }
 }
 
+/** FailurePolicy is the vote an external role casts when no valid external vote arrives in time. */
+export enum FailurePolicy {
+  /** FAILURE_POLICY_UNSPECIFIED - FAILURE_POLICY_UNSPECIFIED is never a role's policy. */
+  FAILURE_POLICY_UNSPECIFIED = 0,
+  /** FAILURE_POLICY_RULES - FAILURE_POLICY_RULES casts the built-in rules' vote for the role. */
+  FAILURE_POLICY_RULES = 1,
+  /** FAILURE_POLICY_ABSTAIN - FAILURE_POLICY_ABSTAIN casts an abstention. */
+  FAILURE_POLICY_ABSTAIN = 2,
+  /** FAILURE_POLICY_NEEDS_MORE_INFO - FAILURE_POLICY_NEEDS_MORE_INFO casts a request for more information: the change goes to people. */
+  FAILURE_POLICY_NEEDS_MORE_INFO = 3,
+  /** FAILURE_POLICY_REJECT - FAILURE_POLICY_REJECT casts a rejection with the veto "no_external_vote": it fails closed. */
+  FAILURE_POLICY_REJECT = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function failurePolicyFromJSON(object: any): FailurePolicy {
+  switch (object) {
+    case 0:
+    case "FAILURE_POLICY_UNSPECIFIED":
+      return FailurePolicy.FAILURE_POLICY_UNSPECIFIED;
+    case 1:
+    case "FAILURE_POLICY_RULES":
+      return FailurePolicy.FAILURE_POLICY_RULES;
+    case 2:
+    case "FAILURE_POLICY_ABSTAIN":
+      return FailurePolicy.FAILURE_POLICY_ABSTAIN;
+    case 3:
+    case "FAILURE_POLICY_NEEDS_MORE_INFO":
+      return FailurePolicy.FAILURE_POLICY_NEEDS_MORE_INFO;
+    case 4:
+    case "FAILURE_POLICY_REJECT":
+      return FailurePolicy.FAILURE_POLICY_REJECT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FailurePolicy.UNRECOGNIZED;
+  }
+}
+
+export function failurePolicyToJSON(object: FailurePolicy): string {
+  switch (object) {
+    case FailurePolicy.FAILURE_POLICY_UNSPECIFIED:
+      return "FAILURE_POLICY_UNSPECIFIED";
+    case FailurePolicy.FAILURE_POLICY_RULES:
+      return "FAILURE_POLICY_RULES";
+    case FailurePolicy.FAILURE_POLICY_ABSTAIN:
+      return "FAILURE_POLICY_ABSTAIN";
+    case FailurePolicy.FAILURE_POLICY_NEEDS_MORE_INFO:
+      return "FAILURE_POLICY_NEEDS_MORE_INFO";
+    case FailurePolicy.FAILURE_POLICY_REJECT:
+      return "FAILURE_POLICY_REJECT";
+    case FailurePolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Suggestion is a proposed change that an agent submits for review. */
 export interface Suggestion {
   /** id identifies the suggestion in the submitter's system; it must not be empty. */
@@ -697,6 +755,16 @@ export interface ReviewerProfile {
   priorityFocus: string[];
   /** veto_conditions lists the conditions that make the reviewer reject outright, checked in order. */
   vetoConditions: string[];
+  /** external is true when reviewer agents cast this role's vote over ServeReviews. */
+  external: boolean;
+  /** timeout is how long a review waits for this role's external vote (external roles only). */
+  timeout?:
+    | Duration
+    | undefined;
+  /** on_failure is the vote cast when no external vote arrives in time (external roles only). */
+  onFailure: FailurePolicy;
+  /** connected is how many reviewer agents serve this role now, across all replicas (external roles only). */
+  connected: number;
 }
 
 /** Lesson is one recorded outcome of an implemented decision, kept for learning. */
@@ -1848,7 +1916,17 @@ export const Decision: MessageFns<Decision> = {
 };
 
 function createBaseReviewerProfile(): ReviewerProfile {
-  return { role: 0, expertiseAreas: [], riskTolerance: 0, priorityFocus: [], vetoConditions: [] };
+  return {
+    role: 0,
+    expertiseAreas: [],
+    riskTolerance: 0,
+    priorityFocus: [],
+    vetoConditions: [],
+    external: false,
+    timeout: undefined,
+    onFailure: 0,
+    connected: 0,
+  };
 }
 
 export const ReviewerProfile: MessageFns<ReviewerProfile> = {
@@ -1867,6 +1945,18 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     }
     for (const v of message.vetoConditions) {
       writer.uint32(42).string(v!);
+    }
+    if (message.external !== false) {
+      writer.uint32(48).bool(message.external);
+    }
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(58).fork()).join();
+    }
+    if (message.onFailure !== 0) {
+      writer.uint32(64).int32(message.onFailure);
+    }
+    if (message.connected !== 0) {
+      writer.uint32(72).int32(message.connected);
     }
     return writer;
   },
@@ -1924,6 +2014,38 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
             message.vetoConditions.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.external = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.onFailure = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.connected = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1959,6 +2081,14 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
         : globalThis.Array.isArray(object?.veto_conditions)
         ? object.veto_conditions.map((e: any) => globalThis.String(e))
         : [],
+      external: isSet(object.external) ? globalThis.Boolean(object.external) : false,
+      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
+      onFailure: isSet(object.onFailure)
+        ? failurePolicyFromJSON(object.onFailure)
+        : isSet(object.on_failure)
+        ? failurePolicyFromJSON(object.on_failure)
+        : 0,
+      connected: isSet(object.connected) ? globalThis.Number(object.connected) : 0,
     };
   },
 
@@ -1979,6 +2109,18 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     if (message.vetoConditions?.length) {
       obj.vetoConditions = message.vetoConditions;
     }
+    if (message.external !== false) {
+      obj.external = message.external;
+    }
+    if (message.timeout !== undefined) {
+      obj.timeout = Duration.toJSON(message.timeout);
+    }
+    if (message.onFailure !== 0) {
+      obj.onFailure = failurePolicyToJSON(message.onFailure);
+    }
+    if (message.connected !== 0) {
+      obj.connected = Math.round(message.connected);
+    }
     return obj;
   },
 
@@ -1992,6 +2134,12 @@ export const ReviewerProfile: MessageFns<ReviewerProfile> = {
     message.riskTolerance = object.riskTolerance ?? 0;
     message.priorityFocus = object.priorityFocus?.map((e) => e) || [];
     message.vetoConditions = object.vetoConditions?.map((e) => e) || [];
+    message.external = object.external ?? false;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
+    message.onFailure = object.onFailure ?? 0;
+    message.connected = object.connected ?? 0;
     return message;
   },
 };

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from council_client._gen.council.v1 import review_pb2 as council_dot_v1_dot_review__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n council/v1/council_service.proto\x12\ncouncil.v1\x1a\x17\x63ouncil/v1/review.proto\"\xa9\x01\n\x17ReviewSuggestionRequest\x12\x36\n\nsuggestion\x18\x01 \x01(\x0b\x32\x16.council.v1.SuggestionR\nsuggestion\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12\x17\n\x07\x64ry_run\x18\x03 \x01(\x08R\x06\x64ryRun\x12\x1e\n\nsupersedes\x18\x04 \x01(\tR\nsupersedes\"\xc5\x01\n\x18ReviewSuggestionResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"$\n\x12GetDecisionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"G\n\x13GetDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x8d\x02\n\x14ListDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rsuggestion_id\x18\x02 \x01(\tR\x0csuggestionId\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\x1a.council.v1.DecisionStatusR\x06status\x12!\n\x0coldest_first\x18\x06 \x01(\x08R\x0boldestFirst\"s\n\x15ListDecisionsResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.council.v1.DecisionR\tdecisions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n\x14RecordOutcomeRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.council.v1.OutcomeR\x07outcome\x12\x14\n\x05notes\x18\x03 \x01(\tR\x05notes\x12\x18\n\x07lessons\x18\x04 \x01(\tR\x07lessons\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"I\n\x15RecordOutcomeResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x13\n\x11GetSummaryRequest\"\x9c\x04\n\x12GetSummaryResponse\x12\'\n\x0ftotal_decisions\x18\x01 \x01(\x03R\x0etotalDecisions\x12\x43\n\x07\x62y_type\x18\x02 \x03(\x0b\x32*.council.v1.GetSummaryResponse.ByTypeEntryR\x06\x62yType\x12H\n\x08outcomes\x18\x03 \x03(\x0b\x32,.council.v1.GetSummaryResponse.OutcomesEntryR\x08outcomes\x12#\n\rauto_approved\x18\x04 \x01(\x03R\x0c\x61utoApproved\x12)\n\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x12I\n\tby_status\x18\x06 \x03(\x0b\x32,.council.v1.GetSummaryResponse.ByStatusEntryR\x08\x62yStatus\x1a\x39\n\x0b\x42yTypeEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rOutcomesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rByStatusEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"P\n\x12ListLessonsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"k\n\x13ListLessonsResponse\x12,\n\x07lessons\x18\x01 \x03(\x0b\x32\x12.council.v1.LessonR\x07lessons\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n\x15WatchDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rinclude_votes\x18\x02 \x01(\x08R\x0cincludeVotes\x12\'\n\x0finclude_updates\x18\x03 \x01(\x08R\x0eincludeUpdates\"\xc3\x01\n\x16WatchDecisionsResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"\xa5\x01\n\x16ResolveDecisionRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12\x31\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.council.v1.VerdictTypeR\x07verdict\x12\x18\n\x07\x63omment\x18\x03 \x01(\tR\x07\x63omment\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"K\n\x17ResolveDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"7\n\x14\x41waitDecisionRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\"I\n\x15\x41waitDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x16\n\x14ListReviewersRequest\"y\n\x15ListReviewersResponse\x12\x39\n\treviewers\x18\x01 \x03(\x0b\x32\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion2\xef\x06\n\x0e\x43ouncilService\x12_\n\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n\x0bGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .council.v1.ListDecisionsRequest\x1a!.council.v1.ListDecisionsResponse\x12T\n\rRecordOutcome\x12 .council.v1.RecordOutcomeRequest\x1a!.council.v1.RecordOutcomeResponse\x12K\n\nGetSummary\x12\x1d.council.v1.GetSummaryRequest\x1a\x1e.council.v1.GetSummaryResponse\x12N\n\x0bListLessons\x12\x1e.council.v1.ListLessonsRequest\x1a\x1f.council.v1.ListLessonsResponse\x12Y\n\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponse\x12Z\n\x0fResolveDecision\x12\".council.v1.ResolveDecisionRequest\x1a#.council.v1.ResolveDecisionResponse\x12V\n\rAwaitDecision\x12 .council.v1.AwaitDecisionRequest\x1a!.council.v1.AwaitDecisionResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n council/v1/council_service.proto\x12\ncouncil.v1\x1a\x17\x63ouncil/v1/review.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\x17ReviewSuggestionRequest\x12\x36\n\nsuggestion\x18\x01 \x01(\x0b\x32\x16.council.v1.SuggestionR\nsuggestion\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12\x17\n\x07\x64ry_run\x18\x03 \x01(\x08R\x06\x64ryRun\x12\x1e\n\nsupersedes\x18\x04 \x01(\tR\nsupersedes\"\xc5\x01\n\x18ReviewSuggestionResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"$\n\x12GetDecisionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"G\n\x13GetDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x8d\x02\n\x14ListDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rsuggestion_id\x18\x02 \x01(\tR\x0csuggestionId\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\x1a.council.v1.DecisionStatusR\x06status\x12!\n\x0coldest_first\x18\x06 \x01(\x08R\x0boldestFirst\"s\n\x15ListDecisionsResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.council.v1.DecisionR\tdecisions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n\x14RecordOutcomeRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x13.council.v1.OutcomeR\x07outcome\x12\x14\n\x05notes\x18\x03 \x01(\tR\x05notes\x12\x18\n\x07lessons\x18\x04 \x01(\tR\x07lessons\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"I\n\x15RecordOutcomeResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x13\n\x11GetSummaryRequest\"\x9c\x04\n\x12GetSummaryResponse\x12\'\n\x0ftotal_decisions\x18\x01 \x01(\x03R\x0etotalDecisions\x12\x43\n\x07\x62y_type\x18\x02 \x03(\x0b\x32*.council.v1.GetSummaryResponse.ByTypeEntryR\x06\x62yType\x12H\n\x08outcomes\x18\x03 \x03(\x0b\x32,.council.v1.GetSummaryResponse.OutcomesEntryR\x08outcomes\x12#\n\rauto_approved\x18\x04 \x01(\x03R\x0c\x61utoApproved\x12)\n\x10learning_entries\x18\x05 \x01(\x03R\x0flearningEntries\x12I\n\tby_status\x18\x06 \x03(\x0b\x32,.council.v1.GetSummaryResponse.ByStatusEntryR\x08\x62yStatus\x1a\x39\n\x0b\x42yTypeEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rOutcomesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\x1a;\n\rByStatusEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"P\n\x12ListLessonsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"k\n\x13ListLessonsResponse\x12,\n\x07lessons\x18\x01 \x03(\x0b\x32\x12.council.v1.LessonR\x07lessons\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n\x15WatchDecisionsRequest\x12=\n\rdecision_type\x18\x01 \x01(\x0e\x32\x18.council.v1.DecisionTypeR\x0c\x64\x65\x63isionType\x12#\n\rinclude_votes\x18\x02 \x01(\x08R\x0cincludeVotes\x12\'\n\x0finclude_updates\x18\x03 \x01(\x08R\x0eincludeUpdates\"\xc3\x01\n\x16WatchDecisionsResponse\x12&\n\x04vote\x18\x01 \x01(\x0b\x32\x10.council.v1.VoteH\x00R\x04vote\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x14.council.v1.DecisionH\x00R\x08\x64\x65\x63ision\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\tR\ndecisionId\x12#\n\rsuggestion_id\x18\x04 \x01(\tR\x0csuggestionIdB\x07\n\x05\x65vent\"\xa5\x01\n\x16ResolveDecisionRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\x12\x31\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.council.v1.VerdictTypeR\x07verdict\x12\x18\n\x07\x63omment\x18\x03 \x01(\tR\x07\x63omment\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"K\n\x17ResolveDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"7\n\x14\x41waitDecisionRequest\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\tR\ndecisionId\"I\n\x15\x41waitDecisionResponse\x12\x30\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.council.v1.DecisionR\x08\x64\x65\x63ision\"\x16\n\x14ListReviewersRequest\"y\n\x15ListReviewersResponse\x12\x39\n\treviewers\x18\x01 \x03(\x0b\x32\x1b.council.v1.ReviewerProfileR\treviewers\x12%\n\x0epolicy_version\x18\x02 \x01(\tR\rpolicyVersion\"\x7f\n\x13ServeReviewsRequest\x12\x31\n\x05hello\x18\x01 \x01(\x0b\x32\x19.council.v1.ReviewerHelloH\x00R\x05hello\x12*\n\x04vote\x18\x02 \x01(\x0b\x32\x14.council.v1.TaskVoteH\x00R\x04voteB\t\n\x07message\"?\n\rReviewerHello\x12.\n\x05roles\x18\x01 \x03(\x0e\x32\x18.council.v1.ReviewerRoleR\x05roles\"\xdb\x01\n\x08TaskVote\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12(\n\x04vote\x18\x02 \x01(\x0e\x32\x14.council.v1.VoteTypeR\x04vote\x12\x1c\n\treasoning\x18\x03 \x01(\tR\treasoning\x12\x1a\n\x08\x63oncerns\x18\x04 \x03(\tR\x08\x63oncerns\x12\x1e\n\nconditions\x18\x05 \x03(\tR\nconditions\x12\x1e\n\nconfidence\x18\x06 \x01(\x01R\nconfidence\x12\x12\n\x04veto\x18\x07 \x01(\tR\x04veto\"B\n\x14ServeReviewsResponse\x12*\n\x04task\x18\x01 \x01(\x0b\x32\x16.council.v1.ReviewTaskR\x04task\"\xfd\x01\n\nReviewTask\x12\x17\n\x07task_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\tR\ndecisionId\x12\x36\n\nsuggestion\x18\x03 \x01(\x0b\x32\x16.council.v1.SuggestionR\nsuggestion\x12,\n\x04role\x18\x04 \x01(\x0e\x32\x18.council.v1.ReviewerRoleR\x04role\x12\x36\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08\x64\x65\x61\x64line\x12\x17\n\x07\x64ry_run\x18\x06 \x01(\x08R\x06\x64ryRun2\xc6\x07\n\x0e\x43ouncilService\x12_\n\x10ReviewSuggestion\x12#.council.v1.ReviewSuggestionRequest\x1a$.council.v1.ReviewSuggestionResponse0\x01\x12N\n\x0bGetDecision\x12\x1e.council.v1.GetDecisionRequest\x1a\x1f.council.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .council.v1.ListDecisionsRequest\x1a!.council.v1.ListDecisionsResponse\x12T\n\rRecordOutcome\x12 .council.v1.RecordOutcomeRequest\x1a!.council.v1.RecordOutcomeResponse\x12K\n\nGetSummary\x12\x1d.council.v1.GetSummaryRequest\x1a\x1e.council.v1.GetSummaryResponse\x12N\n\x0bListLessons\x12\x1e.council.v1.ListLessonsRequest\x1a\x1f.council.v1.ListLessonsResponse\x12Y\n\x0eWatchDecisions\x12!.council.v1.WatchDecisionsRequest\x1a\".council.v1.WatchDecisionsResponse0\x01\x12T\n\rListReviewers\x12 .council.v1.ListReviewersRequest\x1a!.council.v1.ListReviewersResponse\x12Z\n\x0fResolveDecision\x12\".council.v1.ResolveDecisionRequest\x1a#.council.v1.ResolveDecisionResponse\x12V\n\rAwaitDecision\x12 .council.v1.AwaitDecisionRequest\x1a!.council.v1.AwaitDecisionResponse0\x01\x12U\n\x0cServeReviews\x12\x1f.council.v1.ServeReviewsRequest\x1a .council.v1.ServeReviewsResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,52 +39,62 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_options = b'8\001'
   _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._loaded_options = None
   _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._serialized_options = b'8\001'
-  _globals['_REVIEWSUGGESTIONREQUEST']._serialized_start=74
-  _globals['_REVIEWSUGGESTIONREQUEST']._serialized_end=243
-  _globals['_REVIEWSUGGESTIONRESPONSE']._serialized_start=246
-  _globals['_REVIEWSUGGESTIONRESPONSE']._serialized_end=443
-  _globals['_GETDECISIONREQUEST']._serialized_start=445
-  _globals['_GETDECISIONREQUEST']._serialized_end=481
-  _globals['_GETDECISIONRESPONSE']._serialized_start=483
-  _globals['_GETDECISIONRESPONSE']._serialized_end=554
-  _globals['_LISTDECISIONSREQUEST']._serialized_start=557
-  _globals['_LISTDECISIONSREQUEST']._serialized_end=826
-  _globals['_LISTDECISIONSRESPONSE']._serialized_start=828
-  _globals['_LISTDECISIONSRESPONSE']._serialized_end=943
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=946
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1127
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1129
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1202
-  _globals['_GETSUMMARYREQUEST']._serialized_start=1204
-  _globals['_GETSUMMARYREQUEST']._serialized_end=1223
-  _globals['_GETSUMMARYRESPONSE']._serialized_start=1226
-  _globals['_GETSUMMARYRESPONSE']._serialized_end=1766
-  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_start=1587
-  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_end=1644
-  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_start=1646
-  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_end=1705
-  _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._serialized_start=1707
-  _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._serialized_end=1766
-  _globals['_LISTLESSONSREQUEST']._serialized_start=1768
-  _globals['_LISTLESSONSREQUEST']._serialized_end=1848
-  _globals['_LISTLESSONSRESPONSE']._serialized_start=1850
-  _globals['_LISTLESSONSRESPONSE']._serialized_end=1957
-  _globals['_WATCHDECISIONSREQUEST']._serialized_start=1960
-  _globals['_WATCHDECISIONSREQUEST']._serialized_end=2124
-  _globals['_WATCHDECISIONSRESPONSE']._serialized_start=2127
-  _globals['_WATCHDECISIONSRESPONSE']._serialized_end=2322
-  _globals['_RESOLVEDECISIONREQUEST']._serialized_start=2325
-  _globals['_RESOLVEDECISIONREQUEST']._serialized_end=2490
-  _globals['_RESOLVEDECISIONRESPONSE']._serialized_start=2492
-  _globals['_RESOLVEDECISIONRESPONSE']._serialized_end=2567
-  _globals['_AWAITDECISIONREQUEST']._serialized_start=2569
-  _globals['_AWAITDECISIONREQUEST']._serialized_end=2624
-  _globals['_AWAITDECISIONRESPONSE']._serialized_start=2626
-  _globals['_AWAITDECISIONRESPONSE']._serialized_end=2699
-  _globals['_LISTREVIEWERSREQUEST']._serialized_start=2701
-  _globals['_LISTREVIEWERSREQUEST']._serialized_end=2723
-  _globals['_LISTREVIEWERSRESPONSE']._serialized_start=2725
-  _globals['_LISTREVIEWERSRESPONSE']._serialized_end=2846
-  _globals['_COUNCILSERVICE']._serialized_start=2849
-  _globals['_COUNCILSERVICE']._serialized_end=3728
+  _globals['_REVIEWSUGGESTIONREQUEST']._serialized_start=107
+  _globals['_REVIEWSUGGESTIONREQUEST']._serialized_end=276
+  _globals['_REVIEWSUGGESTIONRESPONSE']._serialized_start=279
+  _globals['_REVIEWSUGGESTIONRESPONSE']._serialized_end=476
+  _globals['_GETDECISIONREQUEST']._serialized_start=478
+  _globals['_GETDECISIONREQUEST']._serialized_end=514
+  _globals['_GETDECISIONRESPONSE']._serialized_start=516
+  _globals['_GETDECISIONRESPONSE']._serialized_end=587
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=590
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=859
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=861
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=976
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=979
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1160
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1162
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1235
+  _globals['_GETSUMMARYREQUEST']._serialized_start=1237
+  _globals['_GETSUMMARYREQUEST']._serialized_end=1256
+  _globals['_GETSUMMARYRESPONSE']._serialized_start=1259
+  _globals['_GETSUMMARYRESPONSE']._serialized_end=1799
+  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_start=1620
+  _globals['_GETSUMMARYRESPONSE_BYTYPEENTRY']._serialized_end=1677
+  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_start=1679
+  _globals['_GETSUMMARYRESPONSE_OUTCOMESENTRY']._serialized_end=1738
+  _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._serialized_start=1740
+  _globals['_GETSUMMARYRESPONSE_BYSTATUSENTRY']._serialized_end=1799
+  _globals['_LISTLESSONSREQUEST']._serialized_start=1801
+  _globals['_LISTLESSONSREQUEST']._serialized_end=1881
+  _globals['_LISTLESSONSRESPONSE']._serialized_start=1883
+  _globals['_LISTLESSONSRESPONSE']._serialized_end=1990
+  _globals['_WATCHDECISIONSREQUEST']._serialized_start=1993
+  _globals['_WATCHDECISIONSREQUEST']._serialized_end=2157
+  _globals['_WATCHDECISIONSRESPONSE']._serialized_start=2160
+  _globals['_WATCHDECISIONSRESPONSE']._serialized_end=2355
+  _globals['_RESOLVEDECISIONREQUEST']._serialized_start=2358
+  _globals['_RESOLVEDECISIONREQUEST']._serialized_end=2523
+  _globals['_RESOLVEDECISIONRESPONSE']._serialized_start=2525
+  _globals['_RESOLVEDECISIONRESPONSE']._serialized_end=2600
+  _globals['_AWAITDECISIONREQUEST']._serialized_start=2602
+  _globals['_AWAITDECISIONREQUEST']._serialized_end=2657
+  _globals['_AWAITDECISIONRESPONSE']._serialized_start=2659
+  _globals['_AWAITDECISIONRESPONSE']._serialized_end=2732
+  _globals['_LISTREVIEWERSREQUEST']._serialized_start=2734
+  _globals['_LISTREVIEWERSREQUEST']._serialized_end=2756
+  _globals['_LISTREVIEWERSRESPONSE']._serialized_start=2758
+  _globals['_LISTREVIEWERSRESPONSE']._serialized_end=2879
+  _globals['_SERVEREVIEWSREQUEST']._serialized_start=2881
+  _globals['_SERVEREVIEWSREQUEST']._serialized_end=3008
+  _globals['_REVIEWERHELLO']._serialized_start=3010
+  _globals['_REVIEWERHELLO']._serialized_end=3073
+  _globals['_TASKVOTE']._serialized_start=3076
+  _globals['_TASKVOTE']._serialized_end=3295
+  _globals['_SERVEREVIEWSRESPONSE']._serialized_start=3297
+  _globals['_SERVEREVIEWSRESPONSE']._serialized_end=3363
+  _globals['_REVIEWTASK']._serialized_start=3366
+  _globals['_REVIEWTASK']._serialized_end=3619
+  _globals['_COUNCILSERVICE']._serialized_start=3622
+  _globals['_COUNCILSERVICE']._serialized_end=4588
 # @@protoc_insertion_point(module_scope)

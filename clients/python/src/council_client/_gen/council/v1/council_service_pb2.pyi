@@ -7,6 +7,7 @@ from collections import abc as _abc
 from council_client._gen.council.v1 import review_pb2 as _review_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -688,3 +689,183 @@ class ListReviewersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListReviewersResponse: _TypeAlias = ListReviewersResponse  # noqa: Y015
+
+@_typing.final
+class ServeReviewsRequest(_message.Message):
+    """ServeReviewsRequest is one message of a reviewer agent: first a hello, then votes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HELLO_FIELD_NUMBER: _builtins.int
+    VOTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hello(self) -> Global___ReviewerHello:
+        """hello names the roles the reviewer serves; it must be the first message, and only the first."""
+
+    @_builtins.property
+    def vote(self) -> Global___TaskVote:
+        """vote answers one task."""
+
+    def __init__(
+        self,
+        *,
+        hello: Global___ReviewerHello | None = ...,
+        vote: Global___TaskVote | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello", "message", b"message", "vote", b"vote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello", "message", b"message", "vote", b"vote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["hello", "vote"]  # noqa: Y015
+    _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
+
+Global___ServeReviewsRequest: _TypeAlias = ServeReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ReviewerHello(_message.Message):
+    """ReviewerHello opens a reviewer stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_review_pb2.ReviewerRole.ValueType]:
+        """roles are the roles the reviewer serves: external roles of the policy in force, at least one."""
+
+    def __init__(
+        self,
+        *,
+        roles: _abc.Iterable[_review_pb2.ReviewerRole.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewerHello: _TypeAlias = ReviewerHello  # noqa: Y015
+
+@_typing.final
+class TaskVote(_message.Message):
+    """TaskVote is a reviewer's vote on one task. An invalid vote counts as no vote (the role's failure
+    policy is applied at once).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    VOTE_FIELD_NUMBER: _builtins.int
+    REASONING_FIELD_NUMBER: _builtins.int
+    CONCERNS_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    VETO_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """task_id is the id of the task answered."""
+    vote: _review_pb2.VoteType.ValueType
+    """vote is the reviewer's vote; VOTE_TYPE_UNSPECIFIED makes the vote invalid."""
+    reasoning: _builtins.str
+    """reasoning explains the vote."""
+    confidence: _builtins.float
+    """confidence is how sure the reviewer is, from 0 to 1."""
+    veto: _builtins.str
+    """veto, on a REJECT only, names why the change must not happen (snake_case, [a-z0-9_], at most
+    64 characters, e.g. "credential_in_diff"): it counts like a built-in veto.
+    """
+    @_builtins.property
+    def concerns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """concerns lists what worried the reviewer."""
+
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """conditions lists what must hold for the reviewer's approval."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        vote: _review_pb2.VoteType.ValueType = ...,
+        reasoning: _builtins.str = ...,
+        concerns: _abc.Iterable[_builtins.str] | None = ...,
+        conditions: _abc.Iterable[_builtins.str] | None = ...,
+        confidence: _builtins.float = ...,
+        veto: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concerns", b"concerns", "conditions", b"conditions", "confidence", b"confidence", "reasoning", b"reasoning", "task_id", b"task_id", "veto", b"veto", "vote", b"vote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskVote: _TypeAlias = TaskVote  # noqa: Y015
+
+@_typing.final
+class ServeReviewsResponse(_message.Message):
+    """ServeReviewsResponse is one message to a reviewer agent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___ReviewTask:
+        """task is a review that needs the reviewer's vote."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___ReviewTask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServeReviewsResponse: _TypeAlias = ServeReviewsResponse  # noqa: Y015
+
+@_typing.final
+class ReviewTask(_message.Message):
+    """ReviewTask asks a reviewer for its vote on one review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    SUGGESTION_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """task_id identifies the task; the vote names it."""
+    decision_id: _builtins.str
+    """decision_id is the decision the vote will be part of."""
+    role: _review_pb2.ReviewerRole.ValueType
+    """role is the role the vote is cast in."""
+    dry_run: _builtins.bool
+    """dry_run is true when the review stores nothing."""
+    @_builtins.property
+    def suggestion(self) -> _review_pb2.Suggestion:
+        """suggestion is the change under review, diff included."""
+
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """deadline is when the review stops waiting for this vote."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        decision_id: _builtins.str = ...,
+        suggestion: _review_pb2.Suggestion | None = ...,
+        role: _review_pb2.ReviewerRole.ValueType = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "suggestion", b"suggestion"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "decision_id", b"decision_id", "dry_run", b"dry_run", "role", b"role", "suggestion", b"suggestion", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewTask: _TypeAlias = ReviewTask  # noqa: Y015

@@ -86,6 +86,11 @@ class CouncilServiceStub:
                 request_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
                 response_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
                 _registered_method=True)
+        self.ServeReviews = channel.stream_stream(
+                '/council.v1.CouncilService/ServeReviews',
+                request_serializer=council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.SerializeToString,
+                response_deserializer=council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.FromString,
+                _registered_method=True)
 
 
 class CouncilServiceServicer:
@@ -170,6 +175,16 @@ class CouncilServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServeReviews(self, request_iterator, context):
+        """ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+        a hello naming its roles, then gets one task per review that needs its vote and answers each
+        with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+        replica; a task whose reviewer leaves goes to another while time remains.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CouncilServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +237,11 @@ def add_CouncilServiceServicer_to_server(servicer, server):
                     servicer.AwaitDecision,
                     request_deserializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.FromString,
                     response_serializer=council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.SerializeToString,
+            ),
+            'ServeReviews': grpc.stream_stream_rpc_method_handler(
+                    servicer.ServeReviews,
+                    request_deserializer=council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.FromString,
+                    response_serializer=council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,6 +516,33 @@ class CouncilService:
             '/council.v1.CouncilService/AwaitDecision',
             council_dot_v1_dot_council__service__pb2.AwaitDecisionRequest.SerializeToString,
             council_dot_v1_dot_council__service__pb2.AwaitDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServeReviews(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/council.v1.CouncilService/ServeReviews',
+            council_dot_v1_dot_council__service__pb2.ServeReviewsRequest.SerializeToString,
+            council_dot_v1_dot_council__service__pb2.ServeReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,12 @@ class CouncilServiceStub:
     (made through any replica), and ends OK after sending it with a final status (approved, rejected,
     expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
     """
+    ServeReviews: _grpc.StreamStreamMultiCallable[_council_service_pb2.ServeReviewsRequest, _council_service_pb2.ServeReviewsResponse]
+    """ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+    a hello naming its roles, then gets one task per review that needs its vote and answers each
+    with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+    replica; a task whose reviewer leaves goes to another while time remains.
+    """
 
 @_typing.type_check_only
 class CouncilServiceAsyncStub(CouncilServiceStub):
@@ -104,6 +110,12 @@ class CouncilServiceAsyncStub(CouncilServiceStub):
     """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
     (made through any replica), and ends OK after sending it with a final status (approved, rejected,
     expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+    """
+    ServeReviews: _aio.StreamStreamMultiCallable[_council_service_pb2.ServeReviewsRequest, _council_service_pb2.ServeReviewsResponse]  # type: ignore[assignment]
+    """ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+    a hello naming its roles, then gets one task per review that needs its vote and answers each
+    with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+    replica; a task whose reviewer leaves goes to another while time remains.
     """
 
 class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -200,6 +212,18 @@ class CouncilServiceServicer(metaclass=_abc_1.ABCMeta):
         """AwaitDecision sends the decision at once, then again on every change of its verdicts or status
         (made through any replica), and ends OK after sending it with a final status (approved, rejected,
         expired or superseded). The caller's deadline bounds the wait; calling again resumes it.
+        """
+
+    @_abc_1.abstractmethod
+    def ServeReviews(
+        self,
+        request_iterator: _MaybeAsyncIterator[_council_service_pb2.ServeReviewsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_council_service_pb2.ServeReviewsResponse], _abc.AsyncIterator[_council_service_pb2.ServeReviewsResponse]]:
+        """ServeReviews is the stream a reviewer agent serves external roles on (role reviewer): it sends
+        a hello naming its roles, then gets one task per review that needs its vote and answers each
+        with a vote before the task's deadline. Tasks are spread over the reviewers of a role on every
+        replica; a task whose reviewer leaves goes to another while time remains.
         """
 
 def add_CouncilServiceServicer_to_server(servicer: CouncilServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -315,6 +316,38 @@ VERDICT_TYPE_APPROVE: VerdictType.ValueType  # 1
 VERDICT_TYPE_REJECT: VerdictType.ValueType  # 2
 """VERDICT_TYPE_REJECT rejects the decision at once; it needs a comment."""
 Global___VerdictType: _TypeAlias = VerdictType  # noqa: Y015
+
+class _FailurePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailurePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailurePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_POLICY_UNSPECIFIED: _FailurePolicy.ValueType  # 0
+    """FAILURE_POLICY_UNSPECIFIED is never a role's policy."""
+    FAILURE_POLICY_RULES: _FailurePolicy.ValueType  # 1
+    """FAILURE_POLICY_RULES casts the built-in rules' vote for the role."""
+    FAILURE_POLICY_ABSTAIN: _FailurePolicy.ValueType  # 2
+    """FAILURE_POLICY_ABSTAIN casts an abstention."""
+    FAILURE_POLICY_NEEDS_MORE_INFO: _FailurePolicy.ValueType  # 3
+    """FAILURE_POLICY_NEEDS_MORE_INFO casts a request for more information: the change goes to people."""
+    FAILURE_POLICY_REJECT: _FailurePolicy.ValueType  # 4
+    """FAILURE_POLICY_REJECT casts a rejection with the veto "no_external_vote": it fails closed."""
+
+class FailurePolicy(_FailurePolicy, metaclass=_FailurePolicyEnumTypeWrapper):
+    """FailurePolicy is the vote an external role casts when no valid external vote arrives in time."""
+
+FAILURE_POLICY_UNSPECIFIED: FailurePolicy.ValueType  # 0
+"""FAILURE_POLICY_UNSPECIFIED is never a role's policy."""
+FAILURE_POLICY_RULES: FailurePolicy.ValueType  # 1
+"""FAILURE_POLICY_RULES casts the built-in rules' vote for the role."""
+FAILURE_POLICY_ABSTAIN: FailurePolicy.ValueType  # 2
+"""FAILURE_POLICY_ABSTAIN casts an abstention."""
+FAILURE_POLICY_NEEDS_MORE_INFO: FailurePolicy.ValueType  # 3
+"""FAILURE_POLICY_NEEDS_MORE_INFO casts a request for more information: the change goes to people."""
+FAILURE_POLICY_REJECT: FailurePolicy.ValueType  # 4
+"""FAILURE_POLICY_REJECT casts a rejection with the veto "no_external_vote": it fails closed."""
+Global___FailurePolicy: _TypeAlias = FailurePolicy  # noqa: Y015
 
 @_typing.final
 class Suggestion(_message.Message):
@@ -634,10 +667,20 @@ class ReviewerProfile(_message.Message):
     RISK_TOLERANCE_FIELD_NUMBER: _builtins.int
     PRIORITY_FOCUS_FIELD_NUMBER: _builtins.int
     VETO_CONDITIONS_FIELD_NUMBER: _builtins.int
+    EXTERNAL_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
     role: Global___ReviewerRole.ValueType
     """role is the reviewer's perspective."""
     risk_tolerance: _builtins.float
     """risk_tolerance is from 0 (very conservative) to 1 (risk-taking)."""
+    external: _builtins.bool
+    """external is true when reviewer agents cast this role's vote over ServeReviews."""
+    on_failure: Global___FailurePolicy.ValueType
+    """on_failure is the vote cast when no external vote arrives in time (external roles only)."""
+    connected: _builtins.int
+    """connected is how many reviewer agents serve this role now, across all replicas (external roles only)."""
     @_builtins.property
     def expertise_areas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """expertise_areas lists what the reviewer knows about."""
@@ -650,6 +693,10 @@ class ReviewerProfile(_message.Message):
     def veto_conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """veto_conditions lists the conditions that make the reviewer reject outright, checked in order."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """timeout is how long a review waits for this role's external vote (external roles only)."""
+
     def __init__(
         self,
         *,
@@ -658,10 +705,14 @@ class ReviewerProfile(_message.Message):
         risk_tolerance: _builtins.float = ...,
         priority_focus: _abc.Iterable[_builtins.str] | None = ...,
         veto_conditions: _abc.Iterable[_builtins.str] | None = ...,
+        external: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        on_failure: Global___FailurePolicy.ValueType = ...,
+        connected: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expertise_areas", b"expertise_areas", "priority_focus", b"priority_focus", "risk_tolerance", b"risk_tolerance", "role", b"role", "veto_conditions", b"veto_conditions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "expertise_areas", b"expertise_areas", "external", b"external", "on_failure", b"on_failure", "priority_focus", b"priority_focus", "risk_tolerance", b"risk_tolerance", "role", b"role", "timeout", b"timeout", "veto_conditions", b"veto_conditions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
