@@ -12,6 +12,10 @@
  * After each suite, the language's example agent runs over TLS with a token and over mTLS, with
  * the variables its README gives (COUNCIL_TOKEN, COUNCIL_CA_FILE, COUNCIL_CERT_FILE, …).
  *
+ * For external reviewers (SPEC §11), one plaintext server per language with the same auth file and
+ * CLIENTS_EXTERNAL_POLICY (COUNCIL_TEST_EXTERNAL_ADDR), and a principal `<lang>-reviewer` with the
+ * role reviewer (COUNCIL_TEST_REVIEWER_TOKEN, COUNCIL_TEST_REVIEWER_PRINCIPAL).
+ *
  * For human verdicts (SPEC §9: resolve, await, the guard), a plaintext server with the same auth
  * file and the policy CLIENTS_LIFECYCLE_POLICY (COUNCIL_TEST_LIFECYCLE_ADDR): HUMAN_APPROVE needs
  * two approvals and waits ten minutes, DEFER needs one and expires after a second, so that the
@@ -56,6 +60,25 @@ const CLIENTS_LIFECYCLE_POLICY = parsePolicy(
   PRESETS.default,
 );
 
+/**
+ * The external-reviewer servers' policy (COUNCIL_TEST_EXTERNAL_ADDR, one server per language so that
+ * one suite's reviewers never take another's tasks): safety and quality are external, safety
+ * falling back to NEEDS_MORE_INFO and quality failing closed (REJECT with a veto), 3 s each.
+ */
+const CLIENTS_EXTERNAL_POLICY = parsePolicy(
+  "clients-external",
+  {
+    reviewers: [
+      { role: "safety", external: { timeout: "3s", on_failure: "needs_more_info" } },
+      { role: "performance" },
+      { role: "architecture" },
+      { role: "compliance" },
+      { role: "quality", external: { timeout: "3s", on_failure: "reject" } },
+    ],
+  },
+  PRESETS.default,
+);
+
 describe("language clients against a live server", function () {
   this.timeout(900_000);
   const servers: Running[] = [];
@@ -72,13 +95,14 @@ describe("language clients against a live server", function () {
     });
     const client = await makeCert(dir, "client", ca, { subject: `/CN=${CLIENT_PRINCIPAL}`, usage: "clientAuth" });
 
-    const tokens = new Map(LANGUAGES.map((lang) => [lang, { agent: newToken(), approver: newToken(), approver2: newToken() }]));
+    const tokens = new Map(LANGUAGES.map((lang) => [lang, { agent: newToken(), approver: newToken(), approver2: newToken(), reviewer: newToken() }]));
     const principals = [
       { name: CLIENT_PRINCIPAL, roles: ["agent"], certificate: { common_name: CLIENT_PRINCIPAL } },
       ...LANGUAGES.flatMap((lang) => [
         { name: `${lang}-agent`, roles: ["agent"], tokens: [tokenHash(tokens.get(lang)!.agent)] },
         { name: `${lang}-approver`, roles: ["approver"], tokens: [tokenHash(tokens.get(lang)!.approver)] },
         { name: `${lang}-approver2`, roles: ["approver"], tokens: [tokenHash(tokens.get(lang)!.approver2)] },
+        { name: `${lang}-reviewer`, roles: ["reviewer"], tokens: [tokenHash(tokens.get(lang)!.reviewer)] },
       ]),
     ];
     const authFile = join(dir, "auth.json");
@@ -103,8 +127,13 @@ describe("language clients against a live server", function () {
       metricsAddr: "127.0.0.1:0",
       beforeVote: (_role, index) => (index === 1 ? new Promise<void>((r) => setTimeout(r, HELD_MS)) : Promise.resolve()),
     });
+    const external = new Map<Language, Running>();
+    for (const lang of LANGUAGES) external.set(lang, await start({ authFile, policy: CLIENTS_EXTERNAL_POLICY }));
     envOf = (lang) => ({
       ...process.env,
+      COUNCIL_TEST_EXTERNAL_ADDR: external.get(lang)!.addr,
+      COUNCIL_TEST_REVIEWER_TOKEN: tokens.get(lang)!.reviewer,
+      COUNCIL_TEST_REVIEWER_PRINCIPAL: `${lang}-reviewer`,
       COUNCIL_TEST_ADDR: plain.addr,
       COUNCIL_TEST_TLS_ADDR: tlsServer.addr,
       COUNCIL_TEST_MTLS_ADDR: mtls.addr,
