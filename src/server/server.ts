@@ -25,6 +25,7 @@ import { councilService } from "./council_service.js";
 import { largestRequest, refusalOf, strictService } from "./decode.js";
 import { Health } from "./health.js";
 import { Metrics, serveMetrics } from "./metrics.js";
+import { SERVE_REVIEWS_DEFAULTS, type ServeReviewsOptions } from "./serve_reviews.js";
 import { DESCRIPTOR_SET_URL, DescriptorIndex, reflectionHandler } from "./reflection.js";
 
 export const COUNCIL_SERVICE = "council.v1.CouncilService";
@@ -70,6 +71,8 @@ export interface ServerOptions {
   authenticator?: Authenticator;
   /** Reviews per second per principal (`COUNCIL_REVIEW_RATE`); undefined: unlimited. */
   reviewRate?: number;
+  /** Bounds of reviewer streams (ServeReviews); each left out takes SERVE_REVIEWS_DEFAULTS' value. */
+  serveReviews?: Partial<ServeReviewsOptions>;
 }
 
 /** Defaults of the server's bounds; src/config.ts exposes all but the streams per connection. */
@@ -202,6 +205,7 @@ export class CouncilServer {
     const service = councilService(council, telemetry, {
       watchBufferBytes: options.watchBufferBytes ?? DEFAULTS.watchBufferBytes,
       maxWatchers: options.maxWatchers ?? DEFAULTS.maxWatchers,
+      serveReviews: { ...SERVE_REVIEWS_DEFAULTS, ...options.serveReviews },
     });
     // Every CouncilService method must authenticate and authorize through calls.ts: one that was
     // built some other way would be open to anyone, so the server does not start.

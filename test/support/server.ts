@@ -20,7 +20,7 @@ import { CouncilServiceClient, type ReviewSuggestionRequest, type ReviewSuggesti
 import { createLogger } from "../../src/log.js";
 import { Authenticator } from "../../src/server/auth/authenticator.js";
 import { TlsFiles } from "../../src/server/auth/tls.js";
-import { CouncilServer } from "../../src/server/server.js";
+import { CouncilServer, type ServerOptions } from "../../src/server/server.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import type { Store } from "../../src/store/store.js";
 import { waitFor } from "./wait.js";
@@ -67,6 +67,8 @@ export interface StartOptions extends CouncilOptions {
   log?: Logger;
   /** How `Running.client` connects (default: plaintext, no token). */
   connect?: ConnectOptions;
+  /** Bounds of reviewer streams (ServeReviews). */
+  serveReviews?: ServerOptions["serveReviews"];
 }
 
 /** How a test client connects: TLS with a CA, a client certificate (mTLS), a bearer token. */
@@ -146,6 +148,7 @@ export async function startCouncil(options: StartOptions = {}): Promise<Running>
     tls,
     authenticator,
     reviewRate: options.reviewRate,
+    serveReviews: options.serveReviews,
   });
   const addr = `127.0.0.1:${server.port}`;
   const clients: CouncilServiceClient[] = [];
