@@ -10,7 +10,7 @@ import { Council } from "../../src/app/council.js";
 import { InvalidArgumentError } from "../../src/domain/errors.js";
 import { decisionIdForRequest } from "../../src/domain/identity.js";
 import { decisionBytes, LIMITS } from "../../src/domain/limits.js";
-import type { Decision, Verdict } from "../../src/domain/model.js";
+import type { Decision, Verdict, Vote } from "../../src/domain/model.js";
 import { PRESETS } from "../../src/domain/presets.js";
 import { ANONYMOUS } from "../../src/domain/principal.js";
 import { castVote, conclude } from "../../src/domain/rules.js";
@@ -186,13 +186,28 @@ describe("Suggestion.diff limits", function () {
     expect((refused as Error).message).to.equal(`suggestion.diff: is ${LIMITS.diffBytes + 1} bytes; the limit is ${LIMITS.diffBytes}`);
   });
 
-  it("with a 1 MiB diff, the largest decision the server can send still fits one message, and is counted above its size", () => {
-    // Every limit at once: the suggestion, the votes the rules cast on it, 100 verdicts with the
-    // longest comments, notes and lessons, and the longest ids.
+  /** Five external votes at every vote limit (SPEC section 11), each with conditions of its own. */
+  const externalVotesAtLimits = (at: Date): Vote[] =>
+    PRESETS.default.reviewers.map((r, i) => ({
+      reviewerRole: r.role,
+      vote: "reject",
+      reasoning: "x".repeat(LIMITS.voteReasoningBytes),
+      concerns: Array.from({ length: LIMITS.voteItems }, (_, j) => `${i}.${j}`.padEnd(LIMITS.voteItemBytes, "c")),
+      conditions: Array.from({ length: LIMITS.voteItems }, (_, j) => `${i}.${j}`.padEnd(LIMITS.voteItemBytes, "k")),
+      confidence: 1,
+      castAt: at,
+      veto: "v".repeat(LIMITS.vetoChars),
+      castBy: `${i}`.padEnd(LIMITS.idBytes, "r"),
+    }));
+
+  for (const kind of ["the rules' votes", "external votes at their limits"]) {
+  it(`with a 1 MiB diff and ${kind}, the largest decision the server can send still fits one message, and is counted above its size`, () => {
+    // Every limit at once: the suggestion, the votes, 100 verdicts with the longest comments, notes
+    // and lessons, and the longest ids.
     const policy = PRESETS.default;
     const s = suggestionAtLimits();
     const at = new Date();
-    const votes = policy.reviewers.map((r) => castVote(policy, r, s, at));
+    const votes = kind === "the rules' votes" ? policy.reviewers.map((r) => castVote(policy, r, s, at)) : externalVotesAtLimits(at);
     const name = "p".repeat(LIMITS.idBytes);
     const verdicts: Verdict[] = Array.from({ length: 100 }, (_, i) => ({
       by: `${i}`.padEnd(LIMITS.idBytes, "p"),
@@ -225,5 +240,6 @@ describe("Suggestion.diff limits", function () {
     // In a response it is one field of a message: its tag and length, and the event's ids, come on top.
     expect(decisionBytes(largest) + 1024).to.be.below(LIMITS.messageBytes);
   });
+  }
 });
 
