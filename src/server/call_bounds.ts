@@ -19,7 +19,8 @@
  *   Reflection, whose client keeps a stream open to send request after request, has none.
  * - A request refused while it was decoded (decode.ts) is answered as soon as it arrives, after
  *   the same access checks as any call (calls.ts `refuseEarly`), without waiting for a half-close
- *   that may never come.
+ *   that may never come. A stream of requests (ServeReviews) is the exception: its handler is
+ *   already running, reads each message, and ends the stream with a refused one's status itself.
  *
  * A call ended here before its response started gets its status (a trailers-only response), and
  * then its stream is closed with NO_ERROR, which tells the client to stop sending the rest of its
@@ -187,7 +188,9 @@ export function callBounds(options: CallBoundsOptions, streamOf: StreamFinder): 
             })
             .withOnReceiveMessage((message, pass) => {
               if (answered || refusing) return;
-              if (!strict || !options.isRefusal(message)) {
+              // A stream of requests (ServeReviews) gets its refused messages like any other: its
+              // handler ends it with the refusal's status once the stream is under way.
+              if (!strict || method.requestStream || !options.isRefusal(message)) {
                 pass(message);
                 return;
               }

@@ -14,6 +14,7 @@ import { suggestionBytes } from "../domain/limits.js";
 import type { ServeReviewsRequest, ServeReviewsResponse } from "../gen/council/v1/council_service.js";
 import type { CallContext } from "./calls.js";
 import { rolesFromWire, taskToWire, taskVoteFromWire } from "./convert.js";
+import { refusalOf } from "./decode.js";
 import type { Metrics } from "./metrics.js";
 
 export interface ServeReviewsOptions {
@@ -94,6 +95,9 @@ export function serveReviews(council: Council, metrics: Metrics, options: ServeR
 
       const onData = (message: ServeReviewsRequest) => {
         if (ended) return;
+        // A message refused on its bytes (decode.ts: past a suggestion's limits, not UTF-8, not protobuf).
+        const refused = refusalOf(message);
+        if (refused) return end(refused);
         const m = message.message;
         if (!session) {
           if (m?.$case !== "hello") return end(new InvalidArgumentError("hello", "must be the first message"));

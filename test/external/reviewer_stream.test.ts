@@ -51,6 +51,19 @@ describe("reviewer streams under misuse", function () {
     expect(timedOut).to.include({ code: status.INVALID_ARGUMENT, details: "hello: must be the first message, within 300 ms" });
   });
 
+  it("ends a stream whose vote passes a suggestion's limits on its bytes; a vote past the vote limits only is invalid", async () => {
+    running = await startCouncil({ policy: externalPolicy({ safety: { timeout: "10s", on_failure: "abstain" } }) });
+    const r = reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY], () => ({ vote: VoteType.VOTE_TYPE_APPROVE, confidence: 1, reasoning: "x".repeat(LIMITS.voteReasoningBytes + 1) }));
+    await r.connected();
+    const { events } = await review(running.client, { suggestion: wireSuggestion() });
+    expect(decisionOf(events).votes[0]!.reasoning).to.equal(`[SAFETY] No external vote: invalid vote: reasoning is ${LIMITS.voteReasoningBytes + 1} bytes; the limit is ${LIMITS.voteReasoningBytes}`);
+    expect(r.ended).to.equal(false);
+    r.vote({ taskId: "t", vote: VoteType.VOTE_TYPE_APPROVE, reasoning: "x".repeat(LIMITS.textBytes + 1) });
+    const ended = await r.whenEnded();
+    expect(ended?.code, ended?.details).to.equal(status.INVALID_ARGUMENT);
+    expect(ended?.details).to.match(/reasoning/);
+  });
+
   it("ends a reviewer that floods votes for tasks it does not hold, and the review goes on", async () => {
     running = await startCouncil({ policy: externalPolicy({ safety: { timeout: "500ms" } }) });
     const flooder = reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY], () => undefined);
