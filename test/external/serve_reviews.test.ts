@@ -103,6 +103,14 @@ describe("ServeReviews on the in-process store", function () {
     expect(safety.reasoning).to.equal("[SAFETY] No external vote: invalid vote: confidence 1.5 is outside [0, 1]");
   });
 
+  it("spreads tasks over the reviewers of a role, one after the other", async () => {
+    await start(externalPolicy({ quality: {} }));
+    const a = await reviewer([ReviewerRole.REVIEWER_ROLE_QUALITY]);
+    const b = await reviewer([ReviewerRole.REVIEWER_ROLE_QUALITY]);
+    for (let i = 0; i < 6; i++) await review(running.client, { suggestion: wireSuggestion() });
+    expect([a.tasks.length, b.tasks.length]).to.deep.equal([3, 3]);
+  });
+
   it("two reviewers of one role share the tasks; one that leaves mid-task has its task given to the other", async () => {
     await start(externalPolicy({ quality: { timeout: "10s" } }));
     const leaving = await reviewer([ReviewerRole.REVIEWER_ROLE_QUALITY], () => undefined);
