@@ -33,6 +33,9 @@ import {
   approvals,
   decisionTypeName,
   decisionView,
+  durationJson,
+  durationText,
+  failurePolicyName,
   fields,
   headline,
   oneLine,
@@ -585,31 +588,70 @@ const watch: Command = {
 
 const reviewers: Command = {
   name: "reviewers",
-  summary: "the council's reviewers and the policy in force",
+  summary: "the council's reviewers, external ones with their connected reviewers",
   args: "",
   positionals: [0, 0],
   flags: {},
-  examples: ["council reviewers"],
+  details: [
+    "Each role: built-in (the rules) or external (reviewer agents vote over ServeReviews), and for",
+    "an external role its timeout, its failure policy (the vote cast when no external vote comes)",
+    "and how many reviewer agents serve it now, across all replicas.",
+  ],
+  examples: ["council reviewers", "council reviewers -o json"],
   async run(ctx) {
     const r = await ctx.council().reviewers();
     if (ctx.json) {
-      ctx.object(ListReviewersResponse.toJSON(r));
+      // ts-proto writes a Duration as {seconds, nanos}; the proto JSON mapping (and grpcurl) write "5s".
+      const json = ListReviewersResponse.toJSON(r) as { reviewers?: { timeout?: unknown }[] };
+      r.reviewers.forEach((x, i) => {
+        if (x.timeout && json.reviewers?.[i]) json.reviewers[i].timeout = durationJson(x.timeout);
+      });
+      ctx.object(json);
       return EXIT.ok;
     }
-    ctx.line(`${ctx.paint.dim("Policy")}  ${r.policyVersion}`);
+    const p = ctx.paint;
+    ctx.line(`${p.dim("Policy")}  ${r.policyVersion}`);
     ctx.lines(
       table(
         [
           { header: "ROLE" },
+          { header: "REVIEWER" },
           { header: "RISK TOLERANCE", align: "right" },
           { header: "EXPERTISE", max: 36, min: 8 },
           { header: "VETO CONDITIONS", flex: true, min: 8 },
         ],
-        r.reviewers.map((x) => [roleName(x.role), x.riskTolerance.toFixed(2), x.expertiseAreas.join(", "), x.vetoConditions.join("; ") || "-"]),
+        r.reviewers.map((x) => [
+          roleName(x.role),
+          x.external ? { text: "external", paint: p.cyan } : "built-in",
+          x.riskTolerance.toFixed(2),
+          x.expertiseAreas.join(", "),
+          x.vetoConditions.join("; ") || "-",
+        ]),
         ctx.width,
-        ctx.paint,
+        p,
       ),
     );
+    const external = r.reviewers.filter((x) => x.external);
+    if (external.length === 0) return EXIT.ok;
+    // The external roles' own settings, and who serves them now (across all replicas).
+    ctx.lines(["", p.bold("External reviewers")]);
+    ctx.lines(
+      table(
+        [{ header: "ROLE" }, { header: "CONNECTED", align: "right" }, { header: "TIMEOUT", align: "right" }, { header: "ON FAILURE" }],
+        external.map((x) => [
+          roleName(x.role),
+          { text: String(x.connected), paint: x.connected > 0 ? p.green : p.yellow },
+          durationText(x.timeout),
+          failurePolicyName(x.onFailure),
+        ]),
+        ctx.width,
+        p,
+      ),
+    );
+    // An external role that nobody serves votes by its failure policy at once on every review: say so.
+    for (const x of external.filter((x) => x.connected === 0)) {
+      ctx.line(p.yellow(`No reviewer serves ${roleName(x.role)}: every review gets its ${failurePolicyName(x.onFailure)} vote at once.`));
+    }
     return EXIT.ok;
   },
 };

@@ -7,6 +7,7 @@ import {
   DecisionStatus,
   DecisionType,
   Effort,
+  FailurePolicy,
   ImpactLevel,
   Outcome,
   ReviewerRole,
@@ -17,6 +18,7 @@ import {
   type Verdict,
   type Vote,
 } from "../clients/typescript/src/gen/council/v1/review.js";
+import type { Duration } from "../clients/typescript/src/gen/google/protobuf/duration.js";
 import { statusOf } from "../clients/typescript/src/guard.js";
 
 /** Widest output for people: wider terminals still get 100 columns, narrower ones their width. */
@@ -126,6 +128,24 @@ export const outcomeName = (v: Outcome) => name(Outcome, v, "OUTCOME_");
 export const riskName = (v: RiskLevel) => name(RiskLevel, v, "RISK_LEVEL_");
 export const impactName = (v: ImpactLevel) => name(ImpactLevel, v, "IMPACT_LEVEL_");
 export const effortName = (v: Effort) => name(Effort, v, "EFFORT_");
+/** A failure policy as policies spell it: `needs_more_info`, `reject`, … */
+export const failurePolicyName = (v: FailurePolicy) => name(FailurePolicy, v, "FAILURE_POLICY_").toLowerCase();
+
+/** A duration as policies write it: `5s`, `1.5s`, `250ms`; `-` when absent. */
+export function durationText(d: Duration | undefined): string {
+  if (!d) return "-";
+  const ms = d.seconds * 1000 + Math.round(d.nanos / 1e6);
+  return ms < 1000 ? `${ms}ms` : `${+(ms / 1000).toFixed(3)}s`;
+}
+
+/** A duration in the proto JSON mapping: seconds with 0, 3, 6 or 9 decimals, then `s` (`5s`, `0.500s`). */
+export function durationJson(d: Duration): string {
+  if (d.nanos === 0) return `${d.seconds}s`;
+  const sign = d.seconds < 0 || d.nanos < 0 ? "-" : "";
+  let fraction = String(Math.abs(d.nanos)).padStart(9, "0");
+  while (fraction.endsWith("000")) fraction = fraction.slice(0, -3);
+  return `${sign}${Math.abs(d.seconds)}.${fraction}s`;
+}
 
 /** A cell of a table: its text, and how to paint it once it is cut and padded. */
 export interface Cell {

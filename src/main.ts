@@ -5,7 +5,7 @@ import { createLogger } from "./log.js";
 import { AuthFileError, Authenticator } from "./server/auth/authenticator.js";
 import { TlsFiles, TlsFilesError } from "./server/auth/tls.js";
 import { CouncilServer } from "./server/server.js";
-import { openStore } from "./store/open.js";
+import { openReviewerHub, openStore } from "./store/open.js";
 
 async function main(): Promise<void> {
   let config;
@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   }
 
   const store = await openStore(config, log, policy);
-  const council = new Council(store, policy);
+  const reviewerHub = await openReviewerHub(config, log, store, policy);
+  const council = new Council(store, policy, { reviewerHub });
   const server = await CouncilServer.start({
     council,
     store,

@@ -4,7 +4,6 @@
  * TLS runs in a directory where the README's own openssl commands (section "TLS and mTLS") made
  * the certificates, against servers with the auth file the guide shows.
  */
-import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -14,27 +13,15 @@ import { MemoryStore } from "../src/store/memory.js";
 import { tempDir } from "./auth/helpers.js";
 import { wireSuggestion } from "./support/fixtures.js";
 import { review, startCouncil, type Running } from "./support/server.js";
+import { blocksOf, section } from "./support/readme.js";
 import { grpcurlPath, run } from "./support/tools.js";
 import { waitFor } from "./support/wait.js";
 
-const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 /** The addresses the guide uses: the quick start, the TLS server, the mTLS server. */
 const DOC_ADDR = "127.0.0.1:50051";
 const DOC_TLS_ADDR = "127.0.0.1:50443";
 const DOC_MTLS_ADDR = "127.0.0.1:50444";
 
-/** The README's section that starts with `heading`, up to the next heading of its level or above. */
-function section(heading: string): string {
-  const start = README.indexOf(`${heading}\n`);
-  if (start === -1) throw new Error(`README has no ${heading}`);
-  const level = heading.split(" ")[0]!;
-  const next = new RegExp(`\n#{1,${level.length}} `, "g");
-  next.lastIndex = start + heading.length;
-  const end = next.exec(README)?.index;
-  return README.slice(start, end);
-}
-
-const blocksOf = (text: string) => [...text.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], body: m[2]! }));
 
 interface Step {
   command: string;
@@ -43,7 +30,8 @@ interface Step {
 }
 
 function grpcurlSection(): Step[] {
-  const blocks = blocksOf(section("## Operating Council with grpcurl"));
+  // "Serving a reviewer by hand" runs on a server of its own policy, in test/readme_reviewer.test.ts.
+  const blocks = blocksOf(section("## Operating Council with grpcurl").replace(section("### Serving a reviewer by hand"), ""));
   const steps: Step[] = [];
   blocks.forEach((b, i) => {
     if (b.lang !== "sh") return;
@@ -130,6 +118,7 @@ describe("README: Operating Council with grpcurl", function () {
     ]) {
       expect(text).to.include(`council.v1.CouncilService/${rpc}`);
     }
+    expect(section("## Operating Council with grpcurl")).to.include("council.v1.CouncilService/ServeReviews");
     expect(text).to.include("grpc.health.v1.Health/Check");
     expect(text).to.include(" describe ");
     // TLS with the server's CA, mTLS with a client certificate, and a bearer token.

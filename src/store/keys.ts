@@ -40,6 +40,21 @@
  *                                                decision (verdict, status, outcome); apart from
  *                                                `events` so that readers of layout 1 never meet
  *                                                an entry they cannot sequence
+ *   council:{b7}:claim:<decision id>           string: the replica asking the external reviewers
+ *                                                for that review (set only if absent, expiring:
+ *                                                lua/reviewer_claim.lua; SPEC §11: repeats that
+ *                                                arrive together ask them once)
+ *
+ * External reviewers across replicas (redis_reviewers.ts), all under one hash tag of their own so
+ * that each of their scripts touches one slot, and none of them in a bucket:
+ *
+ *   council:{reviewers}:replicas               zset: replica id -> when its presence lapses (ms
+ *                                                of the Redis server's TIME; renewed every few s)
+ *   council:{reviewers}:counts                 hash: replica id -> JSON of its connected reviewers
+ *                                                per role
+ *   council:{reviewers}:turns                  hash: role -> tasks handed out (spreads them)
+ *   council:{reviewers}:in:<replica id>        list: messages to that replica (tasks, withdrawals,
+ *                                                answers), JSON, read with BRPOP; capped, expiring
  *
  * `<order>` is `<15-digit ms>.<3-digit µs>` of the Redis server's TIME when the script stored the
  * entry, made strictly increasing per bucket (`last_us`): the one clock that orders listings,
@@ -142,6 +157,14 @@ export interface IndexFilter {
   decisionType?: DecisionType;
   suggestionId?: string;
   status?: DecisionStatus;
+}
+
+/** The reviewer hub's keys (Keyspace.reviewers). */
+export interface ReviewerKeys {
+  replicas: string;
+  counts: string;
+  turns: string;
+  inbox(replicaId: string): string;
 }
 
 /** The keys of one keyspace: a prefix and a fixed number of buckets. */
@@ -247,5 +270,21 @@ export class Keyspace {
   /** The stream of changes to the bucket's stored decisions (lifecycle and outcome). */
   updates(bucket: number): string {
     return `${this.in(bucket)}updates`;
+  }
+
+  /** Who asks the external reviewers for a review (its decision id), while it does (SPEC §11). */
+  claim(bucket: number, decisionId: string): string {
+    return `${this.in(bucket)}claim:${decisionId}`;
+  }
+
+  /** The keys of the reviewer hub across replicas (see the layout above), under their own hash tag. */
+  reviewers(): ReviewerKeys {
+    const tag = `${this.prefix}{reviewers}:`;
+    return {
+      replicas: `${tag}replicas`,
+      counts: `${tag}counts`,
+      turns: `${tag}turns`,
+      inbox: (replicaId: string) => `${tag}in:${replicaId}`,
+    };
   }
 }

@@ -6,29 +6,17 @@
  * ids (the README's ids stand for the ones this run makes, in order), timestamps, relative times
  * and the policy digest, and the runs of spaces that pad columns around them.
  */
-import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
 import { newToken, tokenHash } from "../../src/server/auth/tokens.js";
 import { tempDir } from "../auth/helpers.js";
+import { blocksOf, section } from "../support/readme.js";
 import { startCouncil, type Running } from "../support/server.js";
 import { buildCli, council, report } from "./helpers.js";
 
-const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 const DOC_ADDR = "127.0.0.1:50051";
 
-/** The README's section that starts with `heading`, up to the next heading of its level or above. */
-function section(heading: string): string {
-  const start = README.indexOf(`${heading}\n`);
-  if (start === -1) throw new Error(`README has no ${heading}`);
-  const level = heading.split(" ")[0]!;
-  const next = new RegExp(`\n#{1,${level.length}} `, "g");
-  next.lastIndex = start + heading.length;
-  return README.slice(start, next.exec(README)?.index);
-}
-
-const blocksOf = (text: string) => [...text.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], body: m[2]! }));
 
 interface Step {
   /** `export NAME=value` lines run before the command (they last for the rest of the walkthrough). */

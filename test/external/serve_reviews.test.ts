@@ -5,19 +5,13 @@
  * failure-policy vote, within the timeout.
  */
 import { expect } from "chai";
-import { parsePolicy, type Policy } from "../../src/domain/policy.js";
-import { PRESETS } from "../../src/domain/presets.js";
+import type { Policy } from "../../src/domain/policy.js";
 import type { ReviewSuggestionResponse } from "../../src/gen/council/v1/council_service.js";
 import { DecisionType, FailurePolicy, ReviewerRole, VoteType } from "../../src/gen/council/v1/review.js";
 import { wireSuggestion } from "../support/fixtures.js";
 import { TestReviewer } from "../support/reviewer.js";
 import { call, review, startCouncil, type Running } from "../support/server.js";
-
-/** The default policy with `role` external. */
-export function externalPolicy(externals: Record<string, { timeout?: string; on_failure?: string }>, name = "ext"): Policy {
-  const reviewers = PRESETS.default.reviewers.map((r) => (externals[r.role] ? { role: r.role, external: externals[r.role] } : { role: r.role }));
-  return parsePolicy(name, { reviewers }, PRESETS.default);
-}
+import { externalPolicy } from "./review_cases.js";
 
 const votesOf = (events: ReviewSuggestionResponse[]) => events.flatMap((e) => (e.event?.$case === "vote" ? [e.event.value] : []));
 const decisionOf = (events: ReviewSuggestionResponse[]) => events.find((e) => e.event?.$case === "decision")!.event!.value as never as {

@@ -37,6 +37,7 @@ import {
 } from "./gen/council/v1/review.js";
 import { CancelledError, CouncilError, DeadlineExceededError, InternalError } from "./errors.js";
 import { changed, guardVerdict, isFinal, type GuardVerdict } from "./guard.js";
+import { Reviewer, type ReviewerOptions } from "./reviewer.js";
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -184,6 +185,33 @@ export type WatchEvent = { kind: "vote"; vote: Vote; decisionId: string; suggest
 
 export function connect(address: string, options: ConnectOptions = {}): CouncilClient {
   return new CouncilClient(address, options);
+}
+
+/** Where a reviewer connects (as `connect` takes it) and what it serves. */
+export interface ServeReviewsOptions extends ReviewerOptions, ConnectOptions {
+  /** host:port of a Council server. */
+  address: string;
+}
+
+/**
+ * Serves external reviewer roles (SPEC section 11) on a channel of its own, closed when the
+ * reviewer ends: the handler gets each task and returns the vote. The token must be a principal's
+ * with the role reviewer. See reviewer.ts and the README's "Serving a reviewer role".
+ *
+ *     const reviewer = serveReviews({ address: "127.0.0.1:50051", token, roles: ["safety"], handler: async (task) => vote });
+ *     await reviewer.connected;   // serving
+ *     await reviewer.stop();      // or abort `signal`
+ */
+export function serveReviews(options: ServeReviewsOptions): Reviewer {
+  const client = connect(options.address, options);
+  try {
+    const reviewer = client.serveReviews(options);
+    void reviewer.done.catch(() => undefined).finally(() => client.close());
+    return reviewer;
+  } catch (err) {
+    client.close();
+    throw err;
+  }
 }
 
 /** Waits `ms`, or less if `signal` aborts first. */
@@ -428,6 +456,15 @@ export class CouncilClient {
 
   reviewers(options: CallOptions = {}): Promise<ListReviewersResponse> {
     return this.unaryCall(this.stub.listReviewers, {}, options);
+  }
+
+  /**
+   * Serves external reviewer roles on this client's channel, with its token (a principal with the
+   * role reviewer): see `serveReviews`. The reviewer runs until `stop()`, its signal, or an error
+   * of configuration: stop it before closing the client.
+   */
+  serveReviews(options: ReviewerOptions): Reviewer {
+    return new Reviewer(() => this.stub.serveReviews(this.metadata()), options);
   }
 
   /**

@@ -7,6 +7,7 @@ export {
   DEFAULT_RETRY_POLICY,
   DEFAULT_REVIEW_TIMEOUT_MS,
   Review,
+  serveReviews,
   Watch,
 } from "./client.js";
 export type {
@@ -18,6 +19,7 @@ export type {
   ResolveOptions,
   RetryPolicy,
   ReviewOptions,
+  ServeReviewsOptions,
   SuggestionInput,
   TlsOptions,
   VerdictInput,
@@ -34,6 +36,21 @@ export {
   type ToolDefinition,
   type ToolResult,
 } from "./tool.js";
+export {
+  DEFAULT_RECONNECT_BACKOFF,
+  DEFAULT_REVIEWER_CONCURRENCY,
+  reconnectable,
+  reconnectDelay,
+  Reviewer,
+  taskVote,
+  type ReconnectBackoff,
+  type ReviewerOptions,
+  type ReviewerTask,
+  type ReviewerVote,
+  type ReviewHandler,
+  type RoleName,
+  type VoteName,
+} from "./reviewer.js";
 export { guardVerdict, isFinal, statusOf, type GuardOutcome, type GuardVerdict } from "./guard.js";
 export {
   CancelledError,
@@ -55,6 +72,7 @@ export {
   DecisionStatus,
   DecisionType,
   Effort,
+  FailurePolicy,
   ImpactLevel,
   Outcome,
   ReviewerRole,
@@ -68,4 +86,4 @@ export {
   type Verdict,
   type Vote,
 } from "./gen/council/v1/review.js";
-export type { GetSummaryResponse, ListReviewersResponse } from "./gen/council/v1/council_service.js";
+export type { GetSummaryResponse, ListReviewersResponse, ReviewTask, TaskVote } from "./gen/council/v1/council_service.js";

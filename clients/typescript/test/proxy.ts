@@ -115,3 +115,52 @@ export function droppingProxy(target: string, cutAfterBytes = 0): Promise<Droppi
     ),
   );
 }
+
+export interface CuttableProxy {
+  /** host:port to connect to instead of the server. */
+  addr: string;
+  /** How many connections were made through it. */
+  connections: () => number;
+  /** Cuts every connection open now (a network that drops them); later ones pass. */
+  cut: () => void;
+  close: () => void;
+}
+
+/** A TCP proxy to `target` (host:port) whose open connections the test cuts when it chooses. */
+export function cuttableProxy(target: string): Promise<CuttableProxy> {
+  const host = target.slice(0, target.lastIndexOf(":"));
+  const port = Number(target.slice(target.lastIndexOf(":") + 1));
+  let connections = 0;
+  const open = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    connections += 1;
+    const upstream = createConnection(port, host);
+    open.add(client).add(upstream);
+    client.on("data", (d) => upstream.write(d));
+    upstream.on("data", (d) => client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  const cut = () => {
+    for (const s of [...open]) s.destroy();
+  };
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
+        connections: () => connections,
+        cut,
+        close: () => {
+          server.close();
+          cut();
+        },
+      }),
+    ),
+  );
+}
