@@ -194,6 +194,8 @@ describe("language clients against a live server", function () {
     expect(suite.stdout, "the deadline and cancelling tests ran").to.match(/deadlines, retries and cancelling/);
     expect(suite.stdout, "the tests of cancelling on the held server ran").to.match(/cancelling mid-stream reaches the server/);
     expect(suite.stdout, "the tool tests ran").to.match(/the council_review tool/);
+    expect(suite.stdout, "the reviewer SDK tests ran").to.match(/serving a reviewer role \(serveReviews\)/);
+    expect(suite.stdout, "the secret scanner ran against the server").to.match(/the example secret scanner through gRPC/);
     await runExamples("ts", join(BIN, "tsx"), ["examples/agent.ts"], cwd);
   });
 
