@@ -10,6 +10,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Council } from "../app/council.js";
 import { LIMITS } from "../domain/limits.js";
+import * as councilMessages from "../gen/council/v1/council_service.js";
 import { CouncilServiceService } from "../gen/council/v1/council_service.js";
 import { HealthService } from "../gen/grpc/health/v1/health.js";
 import { ServerReflectionService as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection.js";
@@ -23,6 +24,7 @@ import { CallMemory, callBounds } from "./call_bounds.js";
 import { admits, http2StreamOf, refuseEarly, reportEarly, type Telemetry } from "./calls.js";
 import { councilService } from "./council_service.js";
 import { largestRequest, refusalOf, strictService } from "./decode.js";
+import { sharedWriterService } from "./encode.js";
 import { Health } from "./health.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { SERVE_REVIEWS_DEFAULTS, type ServeReviewsOptions } from "./serve_reviews.js";
@@ -213,7 +215,8 @@ export class CouncilServer {
       const handler = (service.implementation as unknown as Record<string, unknown>)[name];
       if (!admits(handler)) throw new Error(`CouncilService method ${method.path} is not built by the call wrappers (calls.ts)`);
     }
-    server.addService(strictService(CouncilServiceService, registry, COUNCIL_SERVICE), service.implementation);
+    const served = sharedWriterService(strictService(CouncilServiceService, registry, COUNCIL_SERVICE), registry, COUNCIL_SERVICE, councilMessages);
+    server.addService(served, service.implementation);
 
     const health = new Health([COUNCIL_SERVICE]);
     server.addService(HealthService, health.implementation);

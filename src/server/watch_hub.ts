@@ -45,6 +45,7 @@ import { WatchDecisionsResponse, type WatchDecisionsRequest } from "../gen/counc
 import type { Unsubscribe } from "../store/store.js";
 import { http2StreamOf } from "./calls.js";
 import { decisionToWire, decisionTypeFromWire, voteToWire } from "./convert.js";
+import { encodeFramed } from "./encode.js";
 
 /** How long one slice of a fan-out may run before the event loop serves other calls. */
 const SLICE_MS = 1;
@@ -75,12 +76,7 @@ const framesOf = new WeakMap<Decision, Frames>();
 
 /** `message` as one gRPC message on the wire: not compressed, its length, its bytes. */
 export function frame(message: WatchDecisionsResponse): Buffer {
-  const body = WatchDecisionsResponse.encode(message).finish();
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
+  return encodeFramed(WatchDecisionsResponse, message);
 }
 
 /** The frames of `d`: with its votes when `withVotes` (a review), else only the decision. */
