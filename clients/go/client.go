@@ -8,8 +8,9 @@
 // idempotency key on every review, outcome and verdict that is reused when the call is retried
 // after UNAVAILABLE, a review as an iterator of its votes and decision (Review), the one call an
 // agent makes before it acts (Guard), watches and waits that say when they are live (Stream),
-// iterators that walk every page of a list, and the council_review tool for LLM tool calling
-// (ToolDefinition, SuggestionFromToolInput).
+// iterators that walk every page of a list, the council_review tool for LLM tool calling
+// (ToolDefinition, SuggestionFromToolInput), and ServeReviews, which serves an external
+// reviewer role with a handler function (reconnecting with backoff).
 //
 // Every error from the service is an *Error that keeps the gRPC status: errors.Is matches it
 // against the sentinel of its family (ErrUnauthenticated, ErrPermissionDenied,

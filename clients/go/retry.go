@@ -51,11 +51,17 @@ func (c *Client) sleepBackoff(ctx context.Context, attempt int) bool {
 // capped, with full jitter (a random wait between zero and that), so that clients that failed
 // together do not retry together.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.backoff
-	for i := 1; i < attempt && d < c.cfg.maxBackoff; i++ {
+	return fullJitter(c.cfg.backoff, c.cfg.maxBackoff, attempt)
+}
+
+// fullJitter is a random wait between zero and base doubled once per attempt after the first
+// (1-based), capped at maxWait. ServeReviews reconnects with it too, with bounds of its own.
+func fullJitter(base, maxWait time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxWait; i++ {
 		d *= 2
 	}
-	d = min(d, c.cfg.maxBackoff)
+	d = min(d, maxWait)
 	if d <= 0 {
 		return 0
 	}
