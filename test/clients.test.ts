@@ -208,6 +208,9 @@ describe("language clients against a live server", function () {
     expect(r.stdout, "the asyncio tests ran").to.match(/tests\/test_aio\.py \.+/);
     expect(r.stdout, "the tests of cancelling on the held server ran").to.match(/tests\/test_cancel\.py \.+/);
     expect(r.stdout, "the install test ran").to.match(/tests\/test_install\.py \./);
+    expect(r.stdout, "the reviewer SDK tests ran").to.match(/tests\/test_reviewer\.py \.+/);
+    expect(r.stdout, "the asyncio reviewer SDK tests ran").to.match(/tests\/test_aio_reviewer\.py \.+/);
+    expect(r.stdout, "the example reviewer ran against the server").to.match(/tests\/test_reviewer_example\.py \.+/);
     const cwd = join(ROOT, "clients/python");
     await runExamples("py", join(cwd, ".venv/bin/python"), ["examples/agent.py"], cwd);
   });

@@ -6,7 +6,7 @@ stream of its *first* connection as HTTP/2 frames and, right after forwarding th
 drop in the middle of a stream, as when a server or a load balancer dies. With ``lose_reply=True``
 the n-th DATA frame is dropped instead of forwarded: the server has handled the call and sent its
 reply, which never reaches the client (a unary reply lost mid-flight). Later connections pass
-through untouched.
+through untouched. ``cut()`` closes every connection open at that moment.
 
 With ``hold_replies_for=s``, on *every* connection, the server's frames of calls (HTTP/2 streams
 other than 0) are dropped, while those of the connection itself (settings, pings) pass, and the
@@ -77,6 +77,16 @@ class FaultyProxy:
         self._closed = True
         with self._lock:
             sockets = [self._listener, *self._sockets]
+        for s in sockets:
+            _close(s)
+
+    def cut(self) -> None:
+        """Closes every connection open now, both sides (as when a load balancer or the network
+        drops them); the proxy keeps accepting new ones."""
+        with self._lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+            self.cuts += 1
         for s in sockets:
             _close(s)
 

@@ -24,6 +24,16 @@ The same calls with asyncio, on ``grpc.aio``, are in :mod:`council_client.aio`::
             print(vote.reviewer_role, vote.vote)
         decision = await review.decision
 
+A reviewer agent serves an external role (SPEC section 11) with a handler and one call; the
+asyncio flavour is ``council_client.aio.serve_reviews``::
+
+    def review(task: council_client.ReviewTask) -> council_client.ReviewVote:
+        if "BEGIN PRIVATE KEY" in task.suggestion.diff:
+            return council_client.ReviewVote("reject", "a key", veto="credential_in_diff")
+        return council_client.ReviewVote("approve", "no credential in the diff", confidence=0.9)
+
+    council_client.serve_reviews("127.0.0.1:50051", roles=["safety"], handler=review, token=token)
+
 For LLM tool calling, :func:`tool_definition` is the guard as a tool (a JSON Schema of the
 suggestion) and :func:`suggestion_from_tool_input` turns the model's call into a suggestion.
 
@@ -41,8 +51,10 @@ from ._core import (
     VoteEvent,
     WatchEvent,
 )
+from ._reviewer import Reviewer, serve_reviews
+from ._reviewer_core import DEFAULT_CONCURRENCY, ReconnectPolicy, ReviewTask, ReviewVote
 from ._tool import TOOL_NAME, ToolInputError, suggestion_from_tool_input, tool_definition
-from .aio import AsyncCouncilClient, AsyncDecisionWait, AsyncReview, AsyncWatch
+from .aio import AsyncCouncilClient, AsyncDecisionWait, AsyncReview, AsyncReviewer, AsyncWatch
 from ._guard import GuardOutcome, GuardVerdict, guard_verdict, is_final, status_of
 from ._types import (
     Decision,
@@ -64,6 +76,8 @@ from ._types import (
     OutcomeName,
     ReviewerProfile,
     ReviewerRole,
+    ReviewerRoleLike,
+    ReviewerRoleName,
     Reviewers,
     RiskLevel,
     RiskLike,
@@ -75,6 +89,8 @@ from ._types import (
     VerdictName,
     VerdictType,
     Vote,
+    VoteLike,
+    VoteName,
     VoteType,
     build_suggestion,
     decision_status,
@@ -82,9 +98,11 @@ from ._types import (
     effort,
     impact_level,
     outcome,
+    reviewer_role,
     risk_level,
     short_name,
     verdict_type,
+    vote_type,
 )
 from .errors import (
     AlreadyExists,
@@ -105,6 +123,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_GUARD_TIMEOUT",
     "DEFAULT_REVIEW_TIMEOUT",
     "DEFAULT_TIMEOUT",
@@ -113,6 +132,7 @@ __all__ = [
     "AsyncCouncilClient",
     "AsyncDecisionWait",
     "AsyncReview",
+    "AsyncReviewer",
     "AsyncWatch",
     "Cancelled",
     "CouncilClient",
@@ -145,11 +165,17 @@ __all__ = [
     "OutcomeLike",
     "OutcomeName",
     "PermissionDenied",
+    "ReconnectPolicy",
     "ResourceExhausted",
     "RetryPolicy",
     "Review",
+    "ReviewTask",
+    "ReviewVote",
+    "Reviewer",
     "ReviewerProfile",
     "ReviewerRole",
+    "ReviewerRoleLike",
+    "ReviewerRoleName",
     "Reviewers",
     "RiskLevel",
     "RiskLike",
@@ -165,6 +191,8 @@ __all__ = [
     "VerdictType",
     "Vote",
     "VoteEvent",
+    "VoteLike",
+    "VoteName",
     "VoteType",
     "Watch",
     "WatchEvent",
@@ -180,10 +208,13 @@ __all__ = [
     "is_final",
     "outcome",
     "pb",
+    "reviewer_role",
     "risk_level",
+    "serve_reviews",
     "short_name",
     "status_of",
     "suggestion_from_tool_input",
     "tool_definition",
     "verdict_type",
+    "vote_type",
 ]

@@ -36,6 +36,8 @@ DecisionTypeName = Literal["auto_approve", "human_approve", "defer", "reject", "
 OutcomeName = Literal["success", "failure", "partial"]
 DecisionStatusName = Literal["pending", "approved", "rejected", "expired", "superseded"]
 VerdictName = Literal["approve", "reject"]
+VoteName = Literal["approve", "reject", "abstain", "needs_more_info"]
+ReviewerRoleName = Literal["safety", "performance", "architecture", "compliance", "quality"]
 
 # An enum value (RiskLevel.RISK_LEVEL_LOW) or its short name ("low").
 RiskLike: TypeAlias = RiskLevel.ValueType | RiskName
@@ -45,6 +47,8 @@ DecisionTypeLike: TypeAlias = DecisionType.ValueType | DecisionTypeName
 OutcomeLike: TypeAlias = Outcome.ValueType | OutcomeName
 DecisionStatusLike: TypeAlias = DecisionStatus.ValueType | DecisionStatusName
 VerdictLike: TypeAlias = VerdictType.ValueType | VerdictName
+VoteLike: TypeAlias = VoteType.ValueType | VoteName
+ReviewerRoleLike: TypeAlias = ReviewerRole.ValueType | ReviewerRoleName
 
 _V_contra = TypeVar("_V_contra", contravariant=True)
 _V_co = TypeVar("_V_co", covariant=True)
@@ -103,6 +107,16 @@ def decision_status(value: DecisionStatusLike) -> DecisionStatus.ValueType:
 def verdict_type(value: VerdictLike) -> VerdictType.ValueType:
     """``"approve"`` -> ``VerdictType.VERDICT_TYPE_APPROVE``; an enum value is returned as is."""
     return _enum(VerdictType, "VERDICT_TYPE_", value)
+
+
+def vote_type(value: VoteLike) -> VoteType.ValueType:
+    """``"needs_more_info"`` -> ``VoteType.VOTE_TYPE_NEEDS_MORE_INFO``; an enum value as is."""
+    return _enum(VoteType, "VOTE_TYPE_", value)
+
+
+def reviewer_role(value: ReviewerRoleLike) -> ReviewerRole.ValueType:
+    """``"safety"`` -> ``ReviewerRole.REVIEWER_ROLE_SAFETY``; an enum value is returned as is."""
+    return _enum(ReviewerRole, "REVIEWER_ROLE_", value)
 
 
 def build_suggestion(
@@ -169,6 +183,8 @@ __all__ = [
     "OutcomeName",
     "ReviewerProfile",
     "ReviewerRole",
+    "ReviewerRoleLike",
+    "ReviewerRoleName",
     "Reviewers",
     "RiskLevel",
     "RiskLike",
@@ -180,6 +196,8 @@ __all__ = [
     "VerdictName",
     "VerdictType",
     "Vote",
+    "VoteLike",
+    "VoteName",
     "VoteType",
     "build_suggestion",
     "decision_status",
@@ -187,7 +205,9 @@ __all__ = [
     "effort",
     "impact_level",
     "outcome",
+    "reviewer_role",
     "risk_level",
     "short_name",
     "verdict_type",
+    "vote_type",
 ]

@@ -16,6 +16,15 @@ Cancelling the task that awaits a call cancels the call (the server sees CANCELL
 ``async for`` early (``break``, an exception) cancels a review, a watch or an await; ``cancel()``
 from another task ends their iteration quietly. Streams must be used from inside a running event
 loop, and from one task at a time.
+
+A reviewer agent serves an external role with a coroutine handler (task -> vote) and one call::
+
+    async def review(task: cc.ReviewTask) -> cc.ReviewVote:
+        return cc.ReviewVote("approve", "the diff is clean", confidence=0.9)
+
+    await aio.serve_reviews("127.0.0.1:50051", roles=["safety"], handler=review, token=token)
+
+(:func:`serve_reviews`, :class:`AsyncReviewer`).
 """
 
 from __future__ import annotations
@@ -55,9 +64,11 @@ from ._core import (
     watch_event,
     watch_request,
 )
+from ._aio_reviewer import AsyncReviewer, serve_reviews
 from ._gen.council.v1 import council_service_pb2 as pb
 from ._gen.council.v1.council_service_pb2_grpc import CouncilServiceStub
 from ._guard import GuardVerdict, guard_verdict, is_final
+from ._reviewer_core import ReconnectPolicy, ReviewTask, ReviewVote
 from ._types import (
     Decision,
     DecisionStatusLike,
@@ -79,12 +90,17 @@ __all__ = [
     "AsyncCouncilClient",
     "AsyncDecisionWait",
     "AsyncReview",
+    "AsyncReviewer",
     "AsyncWatch",
     "DecisionEvent",
+    "ReconnectPolicy",
     "RetryPolicy",
+    "ReviewTask",
+    "ReviewVote",
     "VoteEvent",
     "WatchEvent",
     "connect",
+    "serve_reviews",
 ]
 
 _Req = TypeVar("_Req")
