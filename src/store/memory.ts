@@ -27,7 +27,10 @@ class SortedIndex {
   private readonly keys: string[] = [];
 
   insert(key: string): void {
-    this.keys.splice(this.lowerBound(key), 0, key);
+    // New reviews take ever larger keys: nearly every insert appends.
+    const last = this.keys[this.keys.length - 1];
+    if (last === undefined || last < key) this.keys.push(key);
+    else this.keys.splice(this.lowerBound(key), 0, key);
   }
 
   remove(key: string): void {
@@ -375,8 +378,9 @@ function statusIndexNames(d: Decision): string[] {
   ];
 }
 
+/** An index's name: its filter's parts joined by a character no decision type, suggestion id or status holds. */
 function filterIndexName(f: DecisionFilter): string {
-  return JSON.stringify([f.decisionType ?? "", f.suggestionId ?? "", f.status ?? ""]);
+  return `${f.decisionType ?? ""}\u0000${f.suggestionId ?? ""}\u0000${f.status ?? ""}`;
 }
 
 /** An index key: `<15-digit order>:<decision id>`. */
