@@ -16,7 +16,7 @@
  * median over the rounds, and each ratio is taken within a round (against that round's bare run)
  * before its median is taken.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { newToken, tokenHash } from "../src/server/auth/tokens.js";
@@ -45,7 +45,31 @@ interface Config {
    * Starts the server (and what it needs) with `nodeArgs` for its node process; returns it, the
    * metadata to send, and how to stop it all.
    */
-  start(nodeArgs: string[]): Promise<{ served: Served; metadata?: Record<string, string>; stop(): Promise<void> }>;
+  start(nodeArgs: string[]): Promise<{ served: Served; metadata?: Record<string, string>; redisPid?: number; stop(): Promise<void> }>;
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** CPU time a process has used so far, in seconds (utime + stime from /proc/<pid>/stat). */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** CPU time the whole machine has been busy so far, in seconds over all cores (/proc/stat). */
+function machineBusy(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / TICKS_PER_SECOND;
+}
+
+/** CPU per review over one ghz run (warm-up included), in µs: the server, its redis-server, and the rest (ghz). */
+interface CpuPerReview {
+  server: number;
+  redis: number;
+  rest: number;
 }
 
 function councilOnRedis(appendfsyncAlways: boolean, token: boolean): Config["start"] {
@@ -72,6 +96,7 @@ function councilOnRedis(appendfsyncAlways: boolean, token: boolean): Config["sta
       return {
         served,
         metadata,
+        redisPid: r.pid,
         stop: async () => {
           await served.stop();
           await r.stop();
@@ -148,13 +173,20 @@ export async function run(opts: ThroughputOptions): Promise<ScenarioResult> {
   if (opts.cpuProf) rmSync(join(ROOT, "bench", "profiles"), { recursive: true, force: true });
   // results[config][round]
   const results = new Map<string, GhzResult[]>(CONFIGS.map((c) => [c.name, []]));
+  const cpu = new Map<string, CpuPerReview[]>(CONFIGS.map((c) => [c.name, []]));
   for (let round = 1; round <= rounds; round++) {
     for (const config of CONFIGS) {
       const profDir = join(ROOT, "bench", "profiles", config.name);
       const started = await config.start(opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []);
       let r: GhzResult;
       try {
+        const pids = { server: started.served.pid, redis: started.redisPid };
+        const before = { server: cpuOf(pids.server), redis: pids.redis ? cpuOf(pids.redis) : 0, machine: machineBusy() };
         r = await runGhz({ addr: started.served.addr, call: CALL, data: reviewRequestJson(), metadata: started.metadata, ...load });
+        const server = cpuOf(pids.server) - before.server;
+        const redis = pids.redis ? cpuOf(pids.redis) - before.redis : 0;
+        const perReview = 1e6 / (load.total + load.warmup);
+        cpu.get(config.name)!.push({ server: server * perReview, redis: redis * perReview, rest: (machineBusy() - before.machine - server - redis) * perReview });
       } finally {
         await started.stop();
       }
@@ -180,7 +212,12 @@ export async function run(opts: ThroughputOptions): Promise<ScenarioResult> {
   const p99Ratio = (name: string) => median(perRound(name, (r) => r.p99Ms));
   const tokenVsRedis = median(perRound("token", (r) => r.rps, of("redis")));
 
-  const header = ["server", "reviews/s", "p50", "p99", "reviews/s ÷ bare", "p99 ÷ bare", "target"];
+  const header = ["server", "reviews/s", "p50", "p99", "reviews/s ÷ bare", "p99 ÷ bare", "target", "CPU µs/review: server + Redis + ghz"];
+  const cpuCell = (name: string) => {
+    const c = (pick: (x: CpuPerReview) => number) => median(cpu.get(name)!.map(pick));
+    const [server, redis, rest] = [c((x) => x.server), c((x) => x.redis), c((x) => x.rest)];
+    return `${int(server)} + ${int(redis)} + ${int(rest)} = ${int(server + redis + rest)}`;
+  };
   const target: Record<string, string> = {
     bare: "",
     memory: `≥ ${TARGETS.memoryRps}× bare`,
@@ -196,6 +233,7 @@ export async function run(opts: ThroughputOptions): Promise<ScenarioResult> {
     c.name === "bare" ? "1" : ratio(rpsRatio(c.name)),
     c.name === "bare" ? "1" : ratio(p99Ratio(c.name)),
     target[c.name] ?? "",
+    cpuCell(c.name),
   ]);
 
   const missed: string[] = [];
@@ -212,6 +250,9 @@ export async function run(opts: ThroughputOptions): Promise<ScenarioResult> {
       `ghz, ${load.concurrency} concurrent streams on ${load.connections} connection, ${int(reviews)} reviews after a warm-up of ${int(warmup)}, ` +
         `each with a fresh request_id; ${rounds} interleaved round${rounds === 1 ? "" : "s"}, each server a fresh process; ` +
         "figures are the median of the rounds (lowest – highest in parentheses), ratios the median of the per-round ratios.",
+      "CPU per review: CPU time (user + system, from /proc) over the whole ghz run, warm-up included, divided by its reviews: the server process, " +
+        "its redis-server, and the rest of the machine (ghz, mostly). The machine has 2 cores for all three, so reviews/s is bounded by " +
+        "2 s of CPU ÷ the total.",
     ],
     missed,
   };
