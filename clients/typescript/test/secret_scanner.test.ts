@@ -146,22 +146,40 @@ describe("TypeScript client: the example secret scanner through gRPC", function 
     scanner.stdout!.on("data", (c: Buffer) => (out += c.toString()));
     scanner.stderr!.on("data", (c: Buffer) => (err += c.toString()));
     exited = new Promise((resolve) => scanner!.on("exit", (code) => resolve(code)));
-    const deadline = Date.now() + 30_000;
-    while (!out.includes("serving safety, quality at")) {
-      if (scanner.exitCode !== null) throw new Error(`the scanner exited (${scanner.exitCode}):\n${out}\n${err}`);
-      if (Date.now() > deadline) throw new Error(`the scanner did not say it serves within 30 s:\n${out}\n${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // Waits for the line that says it serves (the event itself), bounded by 30 s.
+    const serving = new Promise<void>((resolve, reject) => {
+      scanner!.stdout!.on("data", () => out.includes("serving safety, quality at") && resolve());
+      scanner!.on("exit", (code) => reject(new Error(`the scanner exited (${code}):\n${out}\n${err}`)));
+    });
+    if ((await orAfter(serving, 30_000, "timed out")) === "timed out") throw new Error(`the scanner did not say it serves within 30 s:\n${out}\n${err}`);
   });
 
   after(async () => {
     agent?.close();
     if (scanner && scanner.exitCode === null) {
       scanner.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      await orAfter(exited, 10_000, "still running");
       if (scanner.exitCode === null) scanner.kill("SIGKILL");
     }
   });
+
+  /** `promise`'s value, or `fallback` once `ms` have passed without it. */
+  function orAfter<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => resolve(fallback), ms);
+      timer.unref();
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
 
   const review = (file: string, added: string[]) =>
     agent.review({
@@ -200,7 +218,7 @@ describe("TypeScript client: the example secret scanner through gRPC", function 
 
   it("stops on SIGTERM, ending its stream cleanly (exit 0)", async () => {
     scanner!.kill("SIGTERM");
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running after 10 s"), 10_000).unref())]);
+    const code = await orAfter(exited, 10_000, "still running after 10 s");
     expect(code, `${out}\n${err}`).to.equal(0);
     const safety = (await agent.reviewers()).reviewers.find((p) => p.role === ReviewerRole.REVIEWER_ROLE_SAFETY)!;
     expect(safety.connected).to.equal(0);
