@@ -125,6 +125,19 @@ describe("reviewer streams under misuse", function () {
     expect(text).to.match(/council_external_vote_duration_seconds_count\{role="safety"\} 1/);
   });
 
+  it("refuses a reviewer stream past the replica's limit, and takes one again once another has left", async () => {
+    running = await startCouncil({ policy: externalPolicy({ safety: {} }), serveReviews: { maxReviewers: 2 } });
+    const [a, b] = [reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY]), reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY])];
+    await Promise.all([a.connected(), b.connected()]);
+    const third = await reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY]).whenEnded();
+    expect(third).to.include({ code: status.RESOURCE_EXHAUSTED });
+    expect(third?.details).to.match(/already has 2 reviewer streams open, its limit/);
+    a.close();
+    await a.whenEnded();
+    await waitFor(async () => (await call(running.client, running.client.listReviewers, {})).reviewers[0]!.connected === 1, { what: "one reviewer left" });
+    await reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY]).connected();
+  });
+
   it("ends reviewer streams UNAVAILABLE at shutdown", async () => {
     running = await startCouncil({ policy: externalPolicy({ safety: {} }) });
     const r = reviewer([ReviewerRole.REVIEWER_ROLE_SAFETY]);
