@@ -145,3 +145,27 @@ interface LocalReviewer {
   /** When it was last given a task (a counter), to spread ties. */
   lastGiven: number;
 }
+
+/**
+ * Claims held in this process, each until it lapses: the whole of the in-process hub's claims, and
+ * the Redis hub's guard against two calls of one replica both holding a claim while Redis answers.
+ */
+export class LocalClaims {
+  /** Claimed decision ids and when each claim lapses (performance.now()). */
+  private readonly until = new Map<string, number>();
+
+  /** Takes the claim unless a live one is held; false when it is. */
+  take(decisionId: string, ttlMs: number): boolean {
+    const now = performance.now();
+    const until = this.until.get(decisionId);
+    if (until !== undefined && until > now) return false;
+    // Lapsed claims are dropped as new ones are made, so the map holds only live reviews' claims.
+    for (const [id, u] of this.until) if (u <= now) this.until.delete(id);
+    this.until.set(decisionId, now + ttlMs);
+    return true;
+  }
+
+  release(decisionId: string): void {
+    this.until.delete(decisionId);
+  }
+}

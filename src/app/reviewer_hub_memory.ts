@@ -1,11 +1,10 @@
 /** The reviewer hub of a single process (the in-process store): every reviewer is on this replica. */
 import type { ReviewerRole } from "../domain/model.js";
-import { LocalReviewers, type ReviewerConnection, type ReviewerHub, type ReviewerSession, type ReviewTask, type TaskAnswer } from "./reviewer_hub.js";
+import { LocalClaims, LocalReviewers, type ReviewerConnection, type ReviewerHub, type ReviewerSession, type ReviewTask, type TaskAnswer } from "./reviewer_hub.js";
 
 export class MemoryReviewerHub implements ReviewerHub {
   private readonly local = new LocalReviewers();
-  /** Claimed decision ids and when each claim lapses (performance.now()). */
-  private readonly claims = new Map<string, number>();
+  private readonly claims = new LocalClaims();
 
   ask(task: ReviewTask, signal: AbortSignal): Promise<TaskAnswer> {
     return new Promise((resolve) => {
@@ -35,17 +34,11 @@ export class MemoryReviewerHub implements ReviewerHub {
   }
 
   async claim(decisionId: string, ttlMs: number): Promise<boolean> {
-    const now = performance.now();
-    const until = this.claims.get(decisionId);
-    if (until !== undefined && until > now) return false;
-    // Lapsed claims are dropped as new ones are made, so the map holds only live reviews' claims.
-    for (const [id, u] of this.claims) if (u <= now) this.claims.delete(id);
-    this.claims.set(decisionId, now + ttlMs);
-    return true;
+    return this.claims.take(decisionId, ttlMs);
   }
 
   async release(decisionId: string): Promise<void> {
-    this.claims.delete(decisionId);
+    this.claims.release(decisionId);
   }
 
   async connected(): Promise<Partial<Record<ReviewerRole, number>>> {

@@ -34,7 +34,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
-import { LocalReviewers, type Assignment, type ReviewerConnection, type ReviewerHub, type ReviewerSession, type ReviewTask, type TaskAnswer } from "../app/reviewer_hub.js";
+import { LocalClaims, LocalReviewers, type Assignment, type ReviewerConnection, type ReviewerHub, type ReviewerSession, type ReviewTask, type TaskAnswer } from "../app/reviewer_hub.js";
 import { checkTaskVote, type FailureCause } from "../domain/external.js";
 import { REVIEWER_ROLES, type ReviewerRole } from "../domain/model.js";
 import type { Logger } from "../log.js";
@@ -126,8 +126,8 @@ export class RedisReviewerHub implements ReviewerHub {
   private readonly k: ReviewerKeys;
   private readonly pending = new Map<string, Pending>();
   private readonly held = new Map<string, Held>();
-  /** Claims this replica holds, and when each lapses (performance.now()), so that two of its own calls never both hold one. */
-  private readonly claims = new Map<string, number>();
+  /** Claims this replica holds, so that two of its own calls never both hold one. */
+  private readonly claims = new LocalClaims();
   private closed = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | undefined;
@@ -475,26 +475,21 @@ export class RedisReviewerHub implements ReviewerHub {
   // ---- claims ----
 
   async claim(decisionId: string, ttlMs: number): Promise<boolean> {
-    const now = performance.now();
-    const until = this.claims.get(decisionId);
-    if (until !== undefined && until > now) return false;
-    // Lapsed claims are dropped as new ones are made, so the map holds only live reviews' claims.
-    for (const [id, u] of this.claims) if (u <= now) this.claims.delete(id);
     // Held here before Redis answers, so that a second call of this replica meanwhile is refused.
-    this.claims.set(decisionId, now + ttlMs);
+    if (!this.claims.take(decisionId, ttlMs)) return false;
     try {
       const b = this.keys.bucketOfId(decisionId);
       const got = await this.op("claim", () => this.scripts.councilReviewerClaim(this.keys.claim(b, decisionId), this.id, String(Math.ceil(ttlMs))));
-      if (got !== 1) this.claims.delete(decisionId);
+      if (got !== 1) this.claims.release(decisionId);
       return got === 1;
     } catch (err) {
-      this.claims.delete(decisionId);
+      this.claims.release(decisionId);
       throw err;
     }
   }
 
   async release(decisionId: string): Promise<void> {
-    this.claims.delete(decisionId);
+    this.claims.release(decisionId);
     const b = this.keys.bucketOfId(decisionId);
     await this.op("release", () => this.scripts.councilReviewerRelease(this.keys.claim(b, decisionId), this.id));
   }
