@@ -524,8 +524,10 @@ class AsyncReview:
             vote = progress.take(cast(pb.ReviewSuggestionResponse, message))
             if vote is not None:
                 return vote
-            # The decision: read the stream to its end, so that it ends OK rather than cancelled.
-            await _drain(call)
+            if progress.decision is not None:
+                # The decision: read the stream to its end, so that it ends OK, not cancelled.
+                await _drain(call)
+            # Otherwise a vote an earlier attempt already yielded (a retry replays them): read on.
         return None
 
 
