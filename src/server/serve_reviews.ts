@@ -136,5 +136,5 @@ export function serveReviews(council: Council, metrics: Metrics, options: ServeR
   const closeAll: CloseReviewers = () => {
     for (const end of [...open]) end(new UnavailableError("the server is shutting down; serve reviews on another replica"));
   };
-  return { handle, closeAll, open: () => open.size };
+  return { handle, closeAll };
 }
