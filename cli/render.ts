@@ -303,9 +303,10 @@ export function standing(d: Decision, now: Date): string {
 const VOTE_COLUMNS = { role: 12, vote: 15, confidence: 4 };
 
 /**
- * A vote: role, vote, confidence, then its reasoning (and veto), cut to one line of `width`, or
- * with `full` wrapped onto more lines under the reasoning column, and a last line saying who cast
- * it (`cast by rules`, a reviewer's name, `fallback:…`; none from a server that does not say).
+ * A vote: role, vote, confidence, then its reasoning (and veto), cut to one line of `width` (who
+ * cast it in brackets first, unless the built-in rules did), or with `full` wrapped onto more lines
+ * under the reasoning column, and a last line saying who cast it (`cast by rules`, a reviewer's
+ * name, `fallback:…`; none from a server that does not say).
  */
 export function voteLines(v: Vote, width: number, p: Painter, indent = "  ", full = false): string[] {
   const role = roleName(v.reviewerRole).padEnd(VOTE_COLUMNS.role);
@@ -313,7 +314,10 @@ export function voteLines(v: Vote, width: number, p: Painter, indent = "  ", ful
   const confidence = v.confidence.toFixed(2).padStart(VOTE_COLUMNS.confidence);
   const head = `${indent}${role}${GAP}${vote}${GAP}${confidence}${GAP}`;
   const room = Math.max(10, width - length(head));
-  const text = oneLine(v.veto ? `VETO ${v.veto}: ${v.reasoning}` : v.reasoning);
+  // On one line (votes as they stream in), a vote not cast by the built-in rules names who cast it
+  // first: a reviewer agent's principal, or `fallback:<policy>`.
+  const by = !full && v.castBy && v.castBy !== "rules" ? `[${v.castBy}] ` : "";
+  const text = oneLine(`${by}${v.veto ? `VETO ${v.veto}: ${v.reasoning}` : v.reasoning}`);
   const reasoning = full ? wrap(text, room) : [cut(text, room)];
   const paintText = v.veto ? p.red : same;
   const castBy = full && v.castBy ? [`${" ".repeat(length(head))}${p.dim(cut(oneLine(`cast by ${v.castBy}`), room))}`] : [];

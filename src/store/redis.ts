@@ -21,7 +21,6 @@
  * within `operationTimeoutMs`, and the client reconnects on its own when Redis is back.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, type Redis } from "ioredis";
 import { DataLossError, InternalError, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
@@ -75,11 +74,12 @@ import {
   masters,
   parseRedisUrl,
   supportsCommand,
+  lua,
   whenReady,
   type RedisClient,
   type RedisTarget,
 } from "./redis_connection.js";
-import { classify, isUnreachable, StoreTimeoutError, UNAVAILABLE } from "./redis_errors.js";
+import { classify, isUnreachable, UNAVAILABLE, withTimeout } from "./redis_errors.js";
 import { BlockingSource, EventFeed, PollingSource } from "./redis_watch.js";
 import {
   countWithin,
@@ -178,7 +178,6 @@ interface IndexFacts {
   suggestionId: string;
 }
 
-const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 
 /**
  * A read-only script whose number of keys varies, run as EVALSHA (EVAL when Redis does not have
@@ -1135,14 +1134,6 @@ export class RedisStore implements Store {
   }
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(`timed out after ${ms} ms`)), ms);
-  });
-  work.catch(() => undefined); // it may settle after the timeout; nobody is waiting any more
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 function typeOf(word: string): DecisionType {
   if (!(DECISION_TYPES as readonly string[]).includes(word)) throw new Error(`stored decision type ${JSON.stringify(word)} is unknown`);

@@ -3,12 +3,16 @@
  * Redis is away and reconnect on their own when it is back, and the start-up checks.
  */
 import type { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { Logger } from "../log.js";
 
 export type RedisClient = Redis | Cluster;
+
+/** The text of the Lua script `src/store/lua/<name>.lua` (copied beside the build by `npm run build`). */
+export const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 
 export interface RedisTarget {
   cluster: boolean;

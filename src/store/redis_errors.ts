@@ -19,6 +19,16 @@
 import { DataLossError, InternalError, UnavailableError, CouncilError } from "../domain/errors.js";
 
 /** A store call that took longer than its budget (raised by the store's own timer). */
+/** `work`, or a StoreTimeoutError once `ms` have passed without it (`work` may still settle later; nobody waits). */
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(`timed out after ${ms} ms`)), ms);
+  });
+  work.catch(() => undefined); // it may settle after the timeout; nobody is waiting any more
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class StoreTimeoutError extends Error {
   override name = "StoreTimeoutError";
 }

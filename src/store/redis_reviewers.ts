@@ -32,15 +32,14 @@
  * a blocking read goes to the one node holding the tag's slot.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { LocalClaims, LocalReviewers, type Assignment, type ReviewerConnection, type ReviewerHub, type ReviewerSession, type ReviewTask, type TaskAnswer } from "../app/reviewer_hub.js";
 import { checkTaskVote, type FailureCause } from "../domain/external.js";
 import { REVIEWER_ROLES, type ReviewerRole } from "../domain/model.js";
 import type { Logger } from "../log.js";
 import type { Keyspace, ReviewerKeys } from "./keys.js";
-import { createClient, parseRedisUrl, reconnectDelay, whenReady, type RedisClient } from "./redis_connection.js";
-import { classify, StoreTimeoutError } from "./redis_errors.js";
+import { createClient, lua, parseRedisUrl, reconnectDelay, whenReady, type RedisClient } from "./redis_connection.js";
+import { classify, withTimeout } from "./redis_errors.js";
 
 export interface RedisReviewerHubOptions {
   /** The store's REDIS_URL (redis_connection.ts): the hub has connections of its own to it. */
@@ -117,7 +116,6 @@ interface Held {
   timer: NodeJS.Timeout;
 }
 
-const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
 
 export class RedisReviewerHub implements ReviewerHub {
   /** This replica's id in the hub (a new one at each start). */
@@ -583,11 +581,3 @@ function isFailureCause(why: unknown): why is FailureCause {
   );
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(`timed out after ${ms} ms`)), ms);
-  });
-  work.catch(() => undefined); // it may settle after the timeout; nobody is waiting any more
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}

@@ -33,7 +33,7 @@ const POLICY = parsePolicy(
   PRESETS.default,
 );
 
-describe("council CLI: external reviewers (reviewers, and cast_by in get)", function () {
+describe("council CLI: external reviewers (reviewers, and cast_by in review and get)", function () {
   this.timeout(120_000);
   let c: Running;
   let addr: string[];
@@ -136,6 +136,12 @@ describe("council CLI: external reviewers (reviewers, and cast_by in get)", func
 
   it("get shows who cast each vote: the reviewer's principal, fallback:<policy>, rules", async () => {
     await serveSafety();
+    // As the votes stream in, those not cast by the rules name who cast them.
+    const streamed = await council(["review", "--title", unique("Bump lodash"), "--risk", "low", "--impact", "low", ...addr]);
+    expect(streamed.code, report(streamed)).to.be.oneOf([0, 3, 4]);
+    expect(streamed.stdout).to.match(/^ {2}SAFETY +APPROVE +0\.90 +\[anonymous\] diff scanned: clean$/m);
+    expect(streamed.stdout).to.match(/^ {2}QUALITY +REJECT +0\.00 +\[fallback:reject\] VETO no_external_vote:/m);
+    expect(streamed.stdout).to.match(/^ {2}PERFORMANCE +APPROVE +\d\.\d\d +\[PERFORMANCE\]/m);
     const made = await council(["review", "--title", unique("Bump lodash"), "--risk", "low", "--impact", "low", "-o", "json", ...addr]);
     expect(made.code, report(made)).to.be.oneOf([0, 3, 4]);
     const id = (made.json().at(-1) as { decision: { id: string } }).decision.id;

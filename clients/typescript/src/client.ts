@@ -35,6 +35,7 @@ import {
   type Outcome,
   type Vote,
 } from "./gen/council/v1/review.js";
+import { fullJitter, sleep } from "./backoff.js";
 import { CancelledError, CouncilError, DeadlineExceededError, InternalError } from "./errors.js";
 import { changed, guardVerdict, isFinal, type GuardVerdict } from "./guard.js";
 import { Reviewer, type ReviewerOptions } from "./reviewer.js";
@@ -215,17 +216,6 @@ export function serveReviews(options: ServeReviewsOptions): Reviewer {
 }
 
 /** Waits `ms`, or less if `signal` aborts first. */
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-
 function verdictType(verdict: VerdictInput): VerdictType {
   if (verdict === "approve") return VerdictType.VERDICT_TYPE_APPROVE;
   if (verdict === "reject") return VerdictType.VERDICT_TYPE_REJECT;
@@ -311,7 +301,7 @@ export class CouncilClient {
 
   /** The wait after failed attempt `n` (from 1): at random below a bound that doubles each time, capped ("full jitter"). */
   private backoff(n: number): number {
-    return Math.random() * Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * 2 ** (n - 1));
+    return fullJitter(n, this.retry.initialBackoffMs, this.retry.maxBackoffMs);
   }
 
   /** One attempt of a unary call, ending at `call.deadline` at the latest, cancelled when `call.signal` aborts. */

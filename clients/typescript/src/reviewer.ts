@@ -23,6 +23,7 @@
 import { status, type ClientDuplexStream } from "@grpc/grpc-js";
 import type { ReviewTask as WireTask, ServeReviewsRequest, ServeReviewsResponse, TaskVote } from "./gen/council/v1/council_service.js";
 import { ReviewerRole, VoteType, type Suggestion } from "./gen/council/v1/review.js";
+import { fullJitter, sleep } from "./backoff.js";
 import { CancelledError, CouncilError } from "./errors.js";
 
 /** A role by its lower-case name, as policies spell it. */
@@ -123,7 +124,7 @@ export function reconnectable(code: status): boolean {
  * without being accepted: at random below min(maxMs, initialMs × 2^(failures − 1)).
  */
 export function reconnectDelay(failures: number, backoff: ReconnectBackoff = DEFAULT_RECONNECT_BACKOFF, random = Math.random): number {
-  return random() * Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
+  return fullJitter(failures, backoff.initialMs, backoff.maxMs, random);
 }
 
 const ROLE_NAMES: Record<RoleName, ReviewerRole> = {
@@ -194,17 +195,6 @@ interface Stream {
   /** Aborted when the stream ends: its tasks' votes can no longer be sent. */
   ended: AbortController;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /** How long `stop()` waits for the server to end a half-closed stream before cancelling it. */
 const STOP_GRACE_MS = 2000;

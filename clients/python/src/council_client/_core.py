@@ -72,6 +72,12 @@ DEFAULT_GUARD_TIMEOUT = 600.0
 """Seconds ``guard`` may take in all, unless told otherwise: people are slow."""
 
 
+def full_jitter(failures: int, initial: float, maximum: float, multiplier: float) -> float:
+    """A random wait between 0 and ``min(maximum, initial * multiplier**(failures-1))`` seconds
+    after ``failures`` (from 1) failures in a row: the retries' and the reviewers' reconnects'."""
+    return random.uniform(0.0, min(maximum, initial * multiplier ** (failures - 1)))
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How calls are retried after ``UNAVAILABLE``, the only status that is retried.
@@ -99,8 +105,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (from 1)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return random.uniform(0.0, base)
+        return full_jitter(attempt, self.initial_backoff, self.max_backoff, self.multiplier)
 
 
 class Deadline:

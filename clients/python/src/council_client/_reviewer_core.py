@@ -13,7 +13,6 @@ lets the role's failure policy vote, at the deadline.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 
 import grpc
 
+from ._core import full_jitter
 from ._gen.council.v1 import council_service_pb2 as pb
 from ._types import (
     ReviewerRole,
@@ -177,8 +177,7 @@ class ReconnectPolicy:
 
     def delay(self, failures: int) -> float:
         """The wait after ``failures`` failures in a row (from 1)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (failures - 1))
-        return random.uniform(0.0, base)
+        return full_jitter(failures, self.initial_backoff, self.max_backoff, self.multiplier)
 
 
 class Backoff:
