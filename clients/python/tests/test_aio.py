@@ -279,8 +279,10 @@ async def test_a_watch_with_a_timeout_ends_with_deadline_exceeded(
 async def test_fifty_reviews_at_once_under_gather(
     council: aio.AsyncCouncilClient, new_id: Callable[[str], str]
 ) -> None:
-    """50 reviews on one channel, all in flight together: each gets its own five votes in order
-    and its own stored decision, and the streams interleave (no review waits for another)."""
+    """50 reviews on one channel under gather: each gets its own five votes in order and its own
+    stored decision. (How the streams interleave is up to the server, which may answer one review
+    whole before it reads the next; that they run at once is shown by test_cancel.py's fifty
+    held reviews, which take about one pause.)"""
     events: list[tuple[int, str]] = []
 
     async def one(i: int) -> tuple[str, cc.Decision]:
@@ -298,9 +300,6 @@ async def test_fifty_reviews_at_once_under_gather(
         assert decision.suggestion_id == sid
         assert [role(v) for v in decision.votes] == ROLES
         assert [what for j, what in events if j == i] == [*ROLES, "decision"]
-    first_decision = next(n for n, (_, what) in enumerate(events) if what == "decision")
-    started_before = {i for i, _ in events[:first_decision]}
-    assert len(started_before) > 1, "the reviews ran one after another"
     stored = await asyncio.gather(*(council.get_decision(d.id) for _, d in results))
     assert [s.id for s in stored] == [d.id for _, d in results]
 
