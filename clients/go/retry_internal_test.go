@@ -32,10 +32,12 @@ func TestBackoffIsFullJitterUpToADoublingBound(t *testing.T) {
 }
 
 func TestARetryWaitThatWouldEndPastTheDeadlineIsNotWaited(t *testing.T) {
-	// Waits drawn from [0, 1 h] against 100 ms left: all but one draw in 36,000 end past the
-	// deadline, and retry returns the UNAVAILABLE at once instead of sleeping until the deadline.
-	c := &Client{cfg: config{maxAttempts: DefaultMaxAttempts, backoff: time.Hour, maxBackoff: time.Hour}}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Waits drawn from [0, 10,000 h] against 10 s left: all but about one draw in 3.6 million end
+	// past the deadline, and retry returns the UNAVAILABLE at once instead of sleeping until the
+	// deadline. (The deadline is far off so that a slow machine cannot reach it by itself.)
+	const left = 10 * time.Second
+	c := &Client{cfg: config{maxAttempts: DefaultMaxAttempts, backoff: 10000 * time.Hour, maxBackoff: 10000 * time.Hour}}
+	ctx, cancel := context.WithTimeout(context.Background(), left)
 	defer cancel()
 	started := time.Now()
 	attempts := 0
@@ -46,7 +48,7 @@ func TestARetryWaitThatWouldEndPastTheDeadlineIsNotWaited(t *testing.T) {
 	if Code(err) != codes.Unavailable || attempts != 1 {
 		t.Errorf("retry: %v after %d attempts, want the UNAVAILABLE of the one attempt", err, attempts)
 	}
-	if elapsed := time.Since(started); elapsed > 90*time.Millisecond {
+	if elapsed := time.Since(started); elapsed > left/2 {
 		t.Errorf("retry returned after %v, want at once (not at the deadline)", elapsed)
 	}
 }
