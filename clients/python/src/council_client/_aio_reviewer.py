@@ -5,6 +5,7 @@ flavour (``_reviewer.py``); handlers are coroutines, run as tasks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
@@ -136,13 +137,18 @@ class AsyncReviewer:
         check_credentials(certificate_chain, private_key)
         self._concurrency = check_concurrency(concurrency)
         self._handler = handler
-        self._address = address
-        self._tls = tls
-        self._root_certificates = root_certificates
-        self._certificate_chain = certificate_chain
-        self._private_key = private_key
-        self._token = token
-        self._options = options
+        from .aio import connect  # imported here: council_client.aio imports this module
+
+        self._connect = functools.partial(
+            connect,
+            address,
+            tls=tls,
+            root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
+            token=token,
+            options=options,
+        )
         self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
         self._on_connected = on_connected
         self._stop_event = stop
@@ -206,7 +212,7 @@ class AsyncReviewer:
         if self._serving:
             raise RuntimeError("an AsyncReviewer serves once; make a new one to serve again")
         self._serving = True
-        client = self._open()
+        client = self._connect()
         handlers: set[asyncio.Task[None]] = set()
         watchers = [asyncio.ensure_future(self._end_when_stopped())]
         if self._stop_event is not None:
@@ -251,19 +257,6 @@ class AsyncReviewer:
             # The block's own exception is the one to see; this one is kept in ``error``.
 
     # Serving.
-
-    def _open(self) -> AsyncCouncilClient:
-        from .aio import connect  # imported here: council_client.aio imports this module
-
-        return connect(
-            self._address,
-            tls=self._tls,
-            root_certificates=self._root_certificates,
-            certificate_chain=self._certificate_chain,
-            private_key=self._private_key,
-            token=self._token,
-            options=self._options,
-        )
 
     async def _loop(self, client: AsyncCouncilClient, handlers: set[asyncio.Task[None]]) -> None:
         backoff = Backoff(self._reconnect)

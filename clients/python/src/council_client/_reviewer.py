@@ -8,6 +8,7 @@ is :mod:`council_client.aio` (``AsyncReviewer``, ``serve_reviews``).
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -127,13 +128,16 @@ class Reviewer:
         check_credentials(certificate_chain, private_key)
         self._concurrency = check_concurrency(concurrency)
         self._handler = handler
-        self._address = address
-        self._tls = tls
-        self._root_certificates = root_certificates
-        self._certificate_chain = certificate_chain
-        self._private_key = private_key
-        self._token = token
-        self._options = options
+        self._connect = functools.partial(
+            connect,
+            address,
+            tls=tls,
+            root_certificates=root_certificates,
+            certificate_chain=certificate_chain,
+            private_key=private_key,
+            token=token,
+            options=options,
+        )
         self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
         self._on_connected = on_connected
         self._stop_event = stop
@@ -261,15 +265,7 @@ class Reviewer:
                 name="council-reviewer-stop",
                 daemon=True,
             ).start()
-        client = connect(
-            self._address,
-            tls=self._tls,
-            root_certificates=self._root_certificates,
-            certificate_chain=self._certificate_chain,
-            private_key=self._private_key,
-            token=self._token,
-            options=self._options,
-        )
+        client = self._connect()
         pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="council-reviewer")
         try:
             self._loop(client, pool)
