@@ -915,12 +915,16 @@ export class RedisStore implements Store {
     return new Date(Date.now() + this.clockOffsetMs);
   }
 
-  /** Measures the Redis server's clock (TIME) against this process's, halfway through the round trip. */
+  /**
+   * Measures the Redis server's clock (TIME) against this process's, as of the reply's arrival:
+   * TIME was read at some moment of the round trip, so this estimate is never ahead of the server.
+   * A read then shows a decision expired only once the scripts' TIME finds it due too, and a change
+   * written after that read cannot be applied to it (a midpoint estimate could be ahead by half a
+   * slow round trip).
+   */
   private async refreshClock(): Promise<void> {
-    const before = Date.now();
     const [seconds, micros] = (await this.client.call("TIME")) as [string, string];
-    const after = Date.now();
-    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Math.round((before + after) / 2);
+    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now();
   }
 
   /** A stored decision as it reads now: a pending one past its expiry by the server's clock reads expired. */
