@@ -256,14 +256,17 @@ func (r *reviewer) handle(ctx context.Context, task *councilv1.ReviewTask, send 
 	}
 
 	vote, err := r.call(taskCtx, task)
+	// Once the task's context has ended at its deadline the vote is late, even if its timer fired
+	// a moment before the wall clock reached the deadline.
+	tooLate := late() || (taskCtx.Err() != nil && ctx.Err() == nil)
 	switch {
 	case ctx.Err() != nil:
 		// ServeReviews is stopping, or the stream broke: no vote can be sent, and an error is
 		// most likely the handler seeing its context cancelled.
 		log.Debug("council: no vote sent: the reviewer stream ended", "error", err, "cause", context.Cause(ctx))
-	case late() && vote != nil && err == nil:
+	case tooLate && vote != nil && err == nil:
 		log.Warn("council: vote dropped: the handler returned it after the task's deadline", "deadline", deadline, "late_by", time.Since(deadline))
-	case late():
+	case tooLate:
 		log.Warn("council: no vote sent: the handler did not finish before the task's deadline", "deadline", deadline, "error", err)
 	case err != nil:
 		log.Error("council: review handler failed; no vote sent (the role's failure policy will vote)", "error", err)

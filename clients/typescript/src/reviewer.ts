@@ -392,7 +392,16 @@ export class Reviewer {
   }
 
   private async handle({ task, stream, abort }: { task: ReviewerTask; stream: Stream; abort: AbortController }): Promise<void> {
-    const timer = setTimeout(() => abort.abort(), Math.max(0, task.deadline.getTime() - Date.now()));
+    // A timer can fire a millisecond before Date.now() reaches the deadline: once it has fired, the
+    // vote is late whatever the clock says (the handler was told so through its signal).
+    let late = false;
+    const timer = setTimeout(
+      () => {
+        late = true;
+        abort.abort();
+      },
+      Math.max(0, task.deadline.getTime() - Date.now()),
+    );
     const ended = () => abort.abort();
     stream.ended.signal.addEventListener("abort", ended, { once: true });
     try {
@@ -404,7 +413,7 @@ export class Reviewer {
         return;
       }
       if (answer === undefined || answer === null) return;
-      if (Date.now() >= task.deadline.getTime()) {
+      if (late || Date.now() >= task.deadline.getTime()) {
         this.log(`${what(task)}: the vote came after the deadline; dropped`);
         return;
       }
