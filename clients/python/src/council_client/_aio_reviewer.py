@@ -358,18 +358,26 @@ class AsyncReviewer:
                     "%s: no handler was free before the deadline; no vote is sent", describe(task)
                 )
                 return
+            # Not wait_for: whether the handler was still running at the deadline is what the
+            # wait says, not the wall clock afterwards (a timer may fire a moment early), nor a
+            # TimeoutError the handler raised itself.
+            running = asyncio.ensure_future(self._handler(task))
             try:
-                answer = await asyncio.wait_for(self._handler(task), remaining)
-            except asyncio.TimeoutError:
-                if task.remaining() > 0:  # the handler's own TimeoutError
-                    log.exception("%s: the handler raised; no vote is sent", describe(task))
-                else:
-                    log.warning(
-                        "%s: the handler was still running at the deadline; it was cancelled and "
-                        "no vote is sent (the role's failure policy votes)",
-                        describe(task),
-                    )
+                await asyncio.wait((running,), timeout=remaining)
+            except asyncio.CancelledError:
+                running.cancel()
+                raise
+            if not running.done():
+                running.cancel()
+                await asyncio.wait((running,))
+                log.warning(
+                    "%s: the handler was still running at the deadline; it was cancelled and "
+                    "no vote is sent (the role's failure policy votes)",
+                    describe(task),
+                )
                 return
+            try:
+                answer = running.result()
             except Exception:
                 log.exception(
                     "%s: the handler raised; no vote is sent (the role's failure policy votes)",
