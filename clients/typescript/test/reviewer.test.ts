@@ -206,6 +206,31 @@ describe("TypeScript client: serving a reviewer role (serveReviews)", function (
     expect(r.isConnected, "a handler's failure does not end the stream").to.equal(true);
   });
 
+  it("a vote is late once the task's deadline has fired, even when the wall clock says otherwise (stepped back)", async () => {
+    const realNow = Date.now;
+    const r = reviewer({
+      handler: async (task) => {
+        if (task.role === ReviewerRole.REVIEWER_ROLE_SAFETY) return { vote: "approve", confidence: 1, reasoning: "fine" };
+        await new Promise((resolve) => task.signal.addEventListener("abort", resolve, { once: true }));
+        // The wall clock steps back a second while the vote is handed over (undone once the SDK has
+        // looked at it, after the current microtasks).
+        Date.now = () => realNow() - 1000;
+        setImmediate(() => (Date.now = realNow));
+        return { vote: "approve", confidence: 1, reasoning: "too late" };
+      },
+    });
+    try {
+      await within(r.connected, "the reviewer to connect");
+      const decision = await within(agent.review(suggestion()).decision, "the decision");
+      expect(voteOf(decision.votes, ReviewerRole.REVIEWER_ROLE_SAFETY).castBy).to.equal(REVIEWER);
+      const quality = voteOf(decision.votes, ReviewerRole.REVIEWER_ROLE_QUALITY);
+      expect(quality.castBy, "the late vote was sent and counted").to.equal("fallback:reject");
+      await until(() => logs.some((l) => /quality task .*after the deadline; dropped/.test(l)), "the late vote to be dropped");
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it("opens the stream again after the connection is cut, and serves again", async () => {
     const proxy = await cuttableProxy(ADDR);
     try {
