@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -251,6 +252,36 @@ async def test_a_handler_still_running_at_the_deadline_is_cancelled(
         await asyncio.wait_for(cancelled.wait(), 5)
     assert vote_of(decision, "safety").reasoning == "[SAFETY] No external vote: timed out"
     late = [r for r in caplog.records if "deadline" in r.getMessage()]
+    assert len(late) == 1 and decision.id in late[0].getMessage()
+
+
+async def test_a_handler_cancelled_at_the_deadline_is_told_apart_by_the_wait_not_the_clock(
+    ext: External,
+    agent: aio.AsyncCouncilClient,
+    new_id: Callable[[str], str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The wall clock steps back a minute as the handler is cancelled (monkeypatch undoes it when
+    # the test ends): the reviewer must still say the handler ran past the deadline, not that it
+    # raised.
+    real_time = time.time
+
+    async def handler(task: cc.ReviewTask) -> cc.ReviewVote:
+        if task.role == "safety":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                monkeypatch.setattr(time, "time", lambda: real_time() - 60)
+                raise
+        return await _approve(task)
+
+    caplog.set_level(logging.WARNING, logger="council_client")
+    async with serving(ext, handler):
+        decision = await _decision(agent, with_diff(new_id("s")))
+    assert vote_of(decision, "safety").reasoning == "[SAFETY] No external vote: timed out"
+    assert not [r for r in caplog.records if "raised" in r.getMessage()]
+    late = [r for r in caplog.records if "still running at the deadline" in r.getMessage()]
     assert len(late) == 1 and decision.id in late[0].getMessage()
 
 
