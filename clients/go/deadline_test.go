@@ -8,9 +8,7 @@ package council_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -221,91 +219,30 @@ func TestOneDeadlineBoundsAllRetriesThroughAProxyThatDropsEveryConnection(t *tes
 	}
 }
 
-// droppingProxy is a TCP proxy on 127.0.0.1 in front of the live server that drops every
-// connection: it forwards bytes both ways until the server's first reply (the first DATA frame of
-// a stream) comes back, holds it for `hold`, then closes both sides without forwarding it. Each
-// attempt of a call therefore reaches the server, waits, and fails UNAVAILABLE.
+// droppingProxy drops every connection: it forwards bytes both ways until the server's first
+// reply (the first DATA frame of a stream) comes back, holds it for `hold`, then closes both sides
+// without forwarding it. Each attempt of a call therefore reaches the server, waits, and fails
+// UNAVAILABLE.
 type droppingProxy struct {
-	lis     net.Listener
-	target  string
-	hold    time.Duration
+	*tcpProxy
 	dropped atomic.Int32
-	closed  chan struct{}
-
-	mu   sync.Mutex
-	open []net.Conn
 }
 
 func startDroppingProxy(t *testing.T, target string, hold time.Duration) *droppingProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &droppingProxy{lis: lis, target: target, hold: hold, closed: make(chan struct{})}
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *droppingProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *droppingProxy) close() {
-	close(p.closed)
-	_ = p.lis.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.open {
-		_ = c.Close()
-	}
-}
-
-func (p *droppingProxy) accept() {
-	for {
-		client, err := p.lis.Accept()
-		if err != nil { // closed: the test is over
-			return
-		}
-		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
+	p := &droppingProxy{}
+	p.tcpProxy = startProxy(t, target, func(_ int32, client, server net.Conn) {
+		defer func() {
 			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.open = append(p.open, client, server)
-		p.mu.Unlock()
-		go pipe(server, client)
-		go p.dropAtFirstReply(client, server)
-	}
-}
-
-func (p *droppingProxy) dropAtFirstReply(dst, src net.Conn) {
-	defer func() {
-		_ = dst.Close()
-		_ = src.Close()
-	}()
-	const frameHeader, frameData = 9, 0x0
-	for {
-		frame := make([]byte, frameHeader)
-		if _, err := io.ReadFull(src, frame); err != nil {
+			_ = server.Close()
+		}()
+		if !forwardUntilFirstReply(client, server) {
 			return
 		}
-		length := int(frame[0])<<16 | int(frame[1])<<8 | int(frame[2])
-		stream := binary.BigEndian.Uint32(frame[5:9]) & 0x7fffffff
-		frame = append(frame, make([]byte, length)...)
-		if _, err := io.ReadFull(src, frame[frameHeader:]); err != nil {
-			return
+		select {
+		case <-time.After(hold):
+		case <-p.closed:
 		}
-		if frame[3] == frameData && stream != 0 && length > 0 {
-			select {
-			case <-time.After(p.hold):
-			case <-p.closed:
-			}
-			p.dropped.Add(1)
-			return
-		}
-		if _, err := dst.Write(frame); err != nil {
-			return
-		}
-	}
+		p.dropped.Add(1)
+	})
+	return p
 }

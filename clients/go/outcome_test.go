@@ -7,8 +7,6 @@ package council_test
 
 import (
 	"context"
-	"encoding/binary"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -239,97 +237,26 @@ func TestRecordOutcomeRetryAfterALostReplyRecordsOnce(t *testing.T) {
 	}
 }
 
-// faultyProxy is a TCP proxy on 127.0.0.1 in front of the live server, for a real network fault.
-// It forwards bytes unchanged, except on its first connection: there it reads the server's bytes
-// as HTTP/2 frames and, when the first DATA frame of a stream (the first reply message) arrives,
-// closes both sides without forwarding it. The server has handled the call and sent its reply;
-// the client never sees it and finds the connection dead. Later connections pass untouched.
+// faultyProxy cuts the first connection when the server's first reply message arrives, without
+// forwarding it: the server has handled the call and sent its reply; the client never sees it and
+// finds the connection dead. Later connections pass untouched.
 type faultyProxy struct {
-	lis    net.Listener
-	target string
-	conns  atomic.Int32 // connections accepted
-	cuts   atomic.Int32 // connections cut with a reply in flight
-
-	mu   sync.Mutex
-	open []net.Conn
+	*tcpProxy
+	cuts atomic.Int32 // connections cut with a reply in flight
 }
 
 func startFaultyProxy(t *testing.T, target string) *faultyProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultyProxy{lis: lis, target: target}
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *faultyProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *faultyProxy) close() {
-	_ = p.lis.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.open {
-		_ = c.Close()
-	}
-}
-
-func (p *faultyProxy) accept() {
-	for {
-		client, err := p.lis.Accept()
-		if err != nil { // closed: the test is over
+	p := &faultyProxy{}
+	p.tcpProxy = startProxy(t, target, func(n int32, client, server net.Conn) {
+		if n > 1 {
+			pipe(client, server)
 			return
 		}
-		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.open = append(p.open, client, server)
-		p.mu.Unlock()
-		go pipe(server, client)
-		if p.conns.Add(1) == 1 {
-			go p.cutAtFirstReply(client, server)
-		} else {
-			go pipe(client, server)
-		}
-	}
-}
-
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-}
-
-func (p *faultyProxy) cutAtFirstReply(dst, src net.Conn) {
-	defer func() {
-		_ = dst.Close()
-		_ = src.Close()
-	}()
-	const frameHeader, frameData = 9, 0x0
-	for {
-		frame := make([]byte, frameHeader)
-		if _, err := io.ReadFull(src, frame); err != nil {
-			return
-		}
-		length := int(frame[0])<<16 | int(frame[1])<<8 | int(frame[2])
-		frameType := frame[3]
-		stream := binary.BigEndian.Uint32(frame[5:9]) & 0x7fffffff
-		frame = append(frame, make([]byte, length)...)
-		if _, err := io.ReadFull(src, frame[frameHeader:]); err != nil {
-			return
-		}
-		if frameType == frameData && stream != 0 && length > 0 {
+		if forwardUntilFirstReply(client, server) {
 			p.cuts.Add(1)
-			return
 		}
-		if _, err := dst.Write(frame); err != nil {
-			return
-		}
-	}
+		_ = client.Close()
+		_ = server.Close()
+	})
+	return p
 }

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,64 +402,9 @@ func TestServeReviewsGivesTheHandlerTheTaskDeadlineAndDropsALateVote(t *testing.
 	logs.waitFor(t, 2*time.Second, "WARN", "vote dropped", "after the task's deadline", "role=REVIEWER_ROLE_SAFETY", "decision_id="+d.GetId())
 }
 
-// cuttableProxy forwards TCP connections to target until cut closes every one open; it keeps
-// accepting new ones.
-type cuttableProxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	open   []net.Conn
-}
-
-func startCuttableProxy(t *testing.T, target string) *cuttableProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cuttableProxy{lis: lis, target: target}
-	go p.accept()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		p.cut()
-	})
-	return p
-}
-
-func (p *cuttableProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *cuttableProxy) accept() {
-	for {
-		client, err := p.lis.Accept()
-		if err != nil { // closed: the test is over
-			return
-		}
-		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.open = append(p.open, client, server)
-		p.mu.Unlock()
-		go pipe(server, client)
-		go pipe(client, server)
-	}
-}
-
-// cut closes every connection open now, as a network fault would.
-func (p *cuttableProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.open {
-		_ = c.Close()
-	}
-	p.open = nil
-}
-
 func TestServeReviewsReconnectsAfterTheConnectionIsCut(t *testing.T) {
 	e := external(t)
-	proxy := startCuttableProxy(t, e.addr)
+	proxy := startProxy(t, e.addr, nil)
 	logger, logs := newLogRecords()
 	s := serve(t, e, dialAt(t, proxy.addr(), council.WithToken(e.reviewerToken)), council.ReviewerOptions{
 		Roles:  []councilv1.ReviewerRole{safety, quality},
