@@ -6,60 +6,37 @@
  * clock (a congested path, a busy client) is where a midpoint estimate runs ahead.
  */
 import { expect } from "chai";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { RedisStore } from "../../src/store/redis.js";
 import { pendingDecision, unique } from "../support/fixtures.js";
 import { RedisServer } from "../support/redis.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp_proxy.js";
 import { waitFor } from "../support/wait.js";
 import { silent } from "./helpers.js";
 
-/** A TCP proxy in front of Redis that holds what the client sends for `delayMs` (replies pass at once). */
-class SlowRequests {
-  delayMs = 0;
-  private readonly sockets = new Set<Socket>();
-
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(redisPort: number): Promise<SlowRequests> {
-    let self!: SlowRequests;
-    const server = createServer((client) => {
-      const upstream = connect(redisPort, "127.0.0.1");
-      self.sockets.add(client).add(upstream);
-      client.on("data", (chunk) => {
-        if (self.delayMs === 0) upstream.write(chunk);
-        else setTimeout(() => upstream.write(chunk), self.delayMs);
+/** A proxy in front of Redis that holds what the client sends for `delayMs` (replies pass at once). */
+async function slowRequests(redisPort: number): Promise<TcpProxy & { delayMs: number }> {
+  const proxy = Object.assign(
+    await startTcpProxy(redisPort, (client, upstream) => {
+      client.on("data", (chunk: Buffer) => {
+        if (proxy.delayMs === 0) upstream.write(chunk);
+        else setTimeout(() => upstream.write(chunk), proxy.delayMs);
       });
-      upstream.on("data", (chunk) => client.write(chunk));
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("close", close).on("error", close);
-      upstream.on("close", close).on("error", close);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    self = new SlowRequests(server, (server.address() as { port: number }).port);
-    return self;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
+      upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    }),
+    { delayMs: 0 },
+  );
+  return proxy;
 }
 
 describe("Redis store: the server's clock as a replica estimates it", function () {
   this.timeout(30_000);
   let redis: RedisServer;
-  let proxy: SlowRequests;
+  let proxy: TcpProxy & { delayMs: number };
   const stores: RedisStore[] = [];
 
   before(async () => {
     redis = await RedisServer.start();
-    proxy = await SlowRequests.start(redis.port);
+    proxy = await slowRequests(redis.port);
   });
   after(async () => {
     await Promise.all(stores.map((s) => s.close()));

@@ -8,7 +8,6 @@
  * - A save whose reply is lost, re-sent by ioredis on the new connection, is "stored", not
  *   "replayed": each call carries its own operation id, kept with the request id.
  */
-import { createServer, connect, type Server, type Socket } from "node:net";
 import { status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Redis } from "ioredis";
@@ -21,6 +20,7 @@ import type { Keyspace } from "../../src/store/keys.js";
 import { RedisStore } from "../../src/store/redis.js";
 import { suggestion, unique, wireSuggestion } from "../support/fixtures.js";
 import { RedisServer } from "../support/redis.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp_proxy.js";
 import { call, review, type Running } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 import { silent, startReplica } from "./helpers.js";
@@ -180,31 +180,29 @@ describe("Lua scripts check everything before they write", function () {
 });
 
 /**
- * A TCP proxy in front of Redis that can lose one reply: once armed with a marker, it forwards the
+ * A proxy in front of Redis that can lose one reply: once armed with a marker, it forwards the
  * command that carries the marker, and when Redis's answer on that connection says `stored`, it
  * drops the answer and cuts the connection, as a network failure would.
  */
 class ReplyCutter {
   private marker: string | undefined;
-  private readonly sockets = new Set<Socket>();
   cuts = 0;
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private constructor(private readonly proxy: TcpProxy) {}
+
+  get port(): number {
+    return this.proxy.port;
+  }
 
   static async start(redisPort: number): Promise<ReplyCutter> {
     let self!: ReplyCutter;
-    const server = createServer((client) => {
-      const upstream = connect(redisPort, "127.0.0.1");
-      self.sockets.add(client).add(upstream);
+    const proxy = await startTcpProxy(redisPort, (client, upstream) => {
       let carried = false;
-      client.on("data", (chunk) => {
+      client.on("data", (chunk: Buffer) => {
         if (self.marker !== undefined && chunk.includes(self.marker)) carried = true;
         upstream.write(chunk);
       });
-      upstream.on("data", (chunk) => {
+      upstream.on("data", (chunk: Buffer) => {
         if (carried && self.marker !== undefined && chunk.includes("stored")) {
           self.marker = undefined;
           self.cuts += 1;
@@ -214,15 +212,8 @@ class ReplyCutter {
         }
         client.write(chunk);
       });
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("close", close).on("error", close);
-      upstream.on("close", close).on("error", close);
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    self = new ReplyCutter(server, (server.address() as { port: number }).port);
+    self = new ReplyCutter(proxy);
     return self;
   }
 
@@ -231,9 +222,8 @@ class ReplyCutter {
     this.marker = marker;
   }
 
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.proxy.close();
   }
 }
 
