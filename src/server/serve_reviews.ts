@@ -38,6 +38,9 @@ export const SERVE_REVIEWS_DEFAULTS: ServeReviewsOptions = {
  */
 const UNKNOWN_VOTE_ALLOWANCE = 16;
 
+/** The events after which a reviewer's stream is over: half-closed, cancelled, gone, or failed. */
+const STREAM_ENDS = ["end", "cancelled", "close", "error"] as const;
+
 /** Ends every reviewer stream (shutdown): each is told UNAVAILABLE, so that its agent reconnects elsewhere. */
 export type CloseReviewers = () => void;
 
@@ -61,10 +64,7 @@ export function serveReviews(council: Council, metrics: Metrics, options: ServeR
         clearTimeout(helloTimer);
         open.delete(end);
         call.off("data", onData);
-        call.off("end", onEnd);
-        call.off("cancelled", onEnd);
-        call.off("close", onEnd);
-        call.off("error", onEnd);
+        for (const event of STREAM_ENDS) call.off(event, onEnd);
         if (session) {
           session.close();
           for (const role of roles) metrics.reviewersConnected.dec({ role });
@@ -126,10 +126,7 @@ export function serveReviews(council: Council, metrics: Metrics, options: ServeR
       open.add(end);
       call.on("data", onData);
       // The agent half-closed, cancelled or went away: its open tasks go to another reviewer.
-      call.on("end", onEnd);
-      call.on("cancelled", onEnd);
-      call.on("close", onEnd);
-      call.on("error", onEnd);
+      for (const event of STREAM_ENDS) call.on(event, onEnd);
     });
   };
 
